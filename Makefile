@@ -1,0 +1,131 @@
+# stgs build. `make help` lists the targets.
+#
+# Variants build side by side: build/cuda (when nvcc is found), build/cpu (CUDA=0), build/asan (make asan).
+# Header dependencies are tracked (-MMD), so editing a header rebuilds exactly what includes it.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+# ---- toolchain ------------------------------------------------------------------------------------
+CXX       ?= g++
+NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+ifeq ($(origin CUDA),undefined)
+  CUDA := $(if $(NVCC),1,0)
+endif
+CUDA_ARCH ?= sm_90
+ARCH_FLAGS ?= -march=native
+JOBS ?= $(shell nproc)
+
+ifeq ($(SANITIZE),1)
+  VARIANT := asan
+  CUDA := 0
+else
+  VARIANT := $(if $(filter 1,$(CUDA)),cuda,cpu)
+endif
+BUILD ?= build/$(VARIANT)
+
+WARN     := -Wall -Wextra -Wno-unused-parameter
+CPPFLAGS := -I. -MMD -MP
+CXXFLAGS := -std=c++20 -O3 $(ARCH_FLAGS) -fopenmp $(WARN)
+LDLIBS   := -fopenmp -lopenblas -lpthread
+NVFLAGS  := -std=c++20 -O3 -arch=$(CUDA_ARCH) -I. -MMD -MP -Xcompiler -fopenmp --expt-relaxed-constexpr
+
+ifeq ($(SANITIZE),1)
+  CXXFLAGS := -std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -fopenmp $(WARN)
+  LDLIBS   += -fsanitize=address,undefined
+endif
+
+ifeq ($(CUDA),1)
+  CPPFLAGS += -DSTGS_CUDA=1 -I$(CUDA_HOME)/include
+  LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart
+endif
+
+# ---- sources --------------------------------------------------------------------------------------
+LIB_CPP := $(wildcard kernels/cpu/*.cpp) $(wildcard engine/*.cpp) $(wildcard engine/ops/*.cpp) \
+           $(wildcard engine/nn/*.cpp) $(wildcard engine/optim/*.cpp) $(wildcard engine/io/*.cpp)
+ifeq ($(CUDA),1)
+  LIB_CU := $(wildcard kernels/cuda/*.cu) $(wildcard engine/cuda/*.cu)
+else
+  LIB_CPP += engine/cuda/runtime_none.cpp
+  LIB_CU :=
+endif
+TEST_CPP := $(wildcard tests/*.cpp)
+ifeq ($(CUDA),1)
+  TEST_CU := $(wildcard tests/cuda/*.cu)
+endif
+
+obj = $(patsubst %,$(BUILD)/obj/%.o,$(1))
+LIB_OBJ  := $(call obj,$(LIB_CPP) $(LIB_CU))
+TEST_OBJ := $(call obj,$(TEST_CPP) $(TEST_CU))
+
+LIB   := $(BUILD)/libstgs.a
+STGS  := $(BUILD)/stgs
+TESTS := $(BUILD)/stgs_tests
+BENCH := $(BUILD)/stgs_bench
+
+# ---- targets --------------------------------------------------------------------------------------
+.PHONY: all lib test asan bench deps clean help
+all: $(STGS) $(TESTS) $(BENCH)
+lib: $(LIB)
+
+$(BUILD)/obj/%.cpp.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(STGS): $(call obj,apps/stgs.cpp) $(LIB)
+	$(CXX) $(CXXFLAGS) $^ -o $@ $(LDLIBS)
+
+$(TESTS): $(TEST_OBJ) $(LIB)
+	$(CXX) $(CXXFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BENCH): $(call obj,apps/bench.cpp) $(LIB)
+	$(CXX) $(CXXFLAGS) $^ -o $@ $(LDLIBS)
+
+# The suite prints "N passed, N failed, N skipped" last; extra arguments go through TEST_ARGS.
+test: $(TESTS)
+	$(TESTS) $(TEST_ARGS)
+
+# The CPU suite under AddressSanitizer and UBSan (own build directory, CUDA off).
+asan:
+	$(MAKE) --no-print-directory SANITIZE=1 -j$(JOBS) build/asan/stgs_tests
+	ASAN_OPTIONS=detect_leaks=1 build/asan/stgs_tests $(TEST_ARGS)
+
+bench: $(BENCH)
+	$(BENCH) $(BENCH_ARGS)
+
+# Debian packages the project uses (DESIGN.md section 3). Quiet when everything is present.
+DEBIAN_PACKAGES := g++ make pkg-config catch2 libopenblas-dev nlohmann-json3-dev libstb-dev libsndfile1-dev \
+                   libsamplerate0-dev libfftw3-dev libopenmpi-dev openmpi-bin ffmpeg gnuplot-nox graphviz
+deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	missing=$$(echo $$missing); \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "missing Debian packages: $$missing"; \
+	  echo "install them with: sudo apt-get install -y --no-install-recommends $$missing"; exit 1; \
+	fi; \
+	echo "installing: $$missing"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+
+clean:
+	rm -rf build
+
+help:
+	@echo "make [all]     build $(BUILD)/{stgs,stgs_tests,stgs_bench} (CUDA=$(CUDA), nvcc: $(or $(NVCC),none))"
+	@echo "make test      build and run the test suite (TEST_ARGS passes Catch2 filters)"
+	@echo "make asan      run the CPU suite under AddressSanitizer + UBSan"
+	@echo "make bench     kernel microbenchmarks (BENCH_ARGS for options)"
+	@echo "make deps      install the Debian packages the project needs"
+	@echo "make CUDA=0    CPU-only build in build/cpu;  CUDA_ARCH=sm_90 picks the GPU architecture"
+
+-include $(patsubst %.o,%.d,$(LIB_OBJ) $(TEST_OBJ) $(call obj,apps/stgs.cpp apps/bench.cpp))

@@ -1,0 +1,48 @@
+// The `stgs` command: one binary, subcommands. Later issues add search, train, eval and data commands.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "engine/storage.h"
+#include "engine/version.h"
+
+namespace {
+
+void print_help(FILE* out) {
+  std::fprintf(out,
+               "stgs %s: STGS-BMNAS audio-visual deepfake detection on a from-scratch C++/CUDA engine\n"
+               "\n"
+               "usage: stgs <command> [options]\n"
+               "\n"
+               "commands:\n"
+               "  version     print the version, the build (CPU/CUDA) and the visible GPUs\n"
+               "  help        show this text\n"
+               "\n"
+               "Run `stgs <command> --help` for a command's options.\n",
+               stgs::kVersion);
+}
+
+int print_version() {
+  std::printf("stgs %s\n", stgs::kVersion);
+  std::printf("build: %s\n", stgs::cuda_built() ? "CPU + CUDA" : "CPU only");
+  std::printf("cuda devices: %d\n", stgs::cuda_device_count());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    print_help(stderr);
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+    print_help(stdout);
+    return 0;
+  }
+  if (cmd == "version" || cmd == "--version") return print_version();
+  std::fprintf(stderr, "stgs: unknown command '%s'\n\n", cmd.c_str());
+  print_help(stderr);
+  return 2;
+}

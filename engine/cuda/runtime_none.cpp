@@ -1,0 +1,16 @@
+// CUDA runtime glue for builds without CUDA: no devices; asking for one is a clear error.
+#include "engine/cuda/runtime.h"
+
+namespace stgs::cuda_rt {
+
+bool built() { return false; }
+int device_count() { return 0; }
+Allocator& allocator(int device) {
+  STGS_FAIL("cuda:", device, " requested but this binary was built without CUDA (rebuild with nvcc on PATH)");
+}
+void copy(void*, Device dst_device, const void*, Device src_device, size_t) {
+  STGS_FAIL("copy ", src_device.str(), " -> ", dst_device.str(), " needs CUDA, but this binary was built without it");
+}
+void synchronize(int) {}
+
+}  // namespace stgs::cuda_rt

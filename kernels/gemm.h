@@ -1,0 +1,20 @@
+// Matrix multiplication: C = alpha * op(A) @ op(B) + beta * C, row-major, batched by strides.
+// defines: cpu::gemm, cpu::gemm_batched
+#pragma once
+
+#include <cstdint>
+
+namespace stgs::kernels::cpu {
+
+// C: (M, N) with leading dimension ldc; op(A): (M, K); op(B): (K, N). trans_a means A is stored (K, M).
+template <class T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+          int64_t ldb, T beta, T* C, int64_t ldc);
+
+// batch independent products; matrix b starts at A + b * stride_a etc. (a stride of 0 reuses one matrix).
+template <class T>
+void gemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                  int64_t stride_a, const T* B, int64_t ldb, int64_t stride_b, T beta, T* C, int64_t ldc,
+                  int64_t stride_c, int64_t batch);
+
+}  // namespace stgs::kernels::cpu

@@ -1,0 +1,25 @@
+// Iteration layouts shared by the kernels that walk tensors with arbitrary strides.
+// defines: kernels::kMaxDims, StridedLayout
+#pragma once
+
+#include <cstdint>
+
+namespace stgs::kernels {
+
+constexpr int kMaxDims = 8;
+
+// An output walked in row-major order over `sizes`, with up to three operands whose element strides
+// are given per dimension (0 on a broadcast dimension). The output itself is always contiguous.
+struct StridedLayout {
+  int ndim = 0;
+  int64_t sizes[kMaxDims] = {};
+  int64_t strides[3][kMaxDims] = {};
+
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; ++i) n *= sizes[i];
+    return n;
+  }
+};
+
+}  // namespace stgs::kernels

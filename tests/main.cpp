@@ -1,0 +1,61 @@
+// Test runner: Catch2 v2 with one addition. Cases tagged [cuda] need a GPU; where none is visible they
+// are not run, each is listed as skipped, and the closing line counts them:
+//   N passed, N failed, N skipped
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+
+#include "engine/storage.h"
+
+namespace {
+
+Catch::Totals g_totals;
+
+class CountingListener : public Catch::TestEventListenerBase {
+ public:
+  using TestEventListenerBase::TestEventListenerBase;
+  void testRunEnded(Catch::TestRunStats const& stats) override { g_totals = stats.totals; }
+};
+
+bool has_tag(const Catch::TestCaseInfo& info, const std::string& tag) {
+  for (const std::string& t : info.tags)
+    if (t == tag) return true;
+  return false;
+}
+
+}  // namespace
+
+CATCH_REGISTER_LISTENER(CountingListener)
+
+int main(int argc, char** argv) {
+  Catch::Session session;
+  if (int rc = session.applyCommandLine(argc, argv); rc != 0) return rc;
+
+  size_t skipped = 0;
+  if (!stgs::cuda_available()) {
+    // Count the GPU cases this run would have selected, then exclude them from every OR-group of the filter.
+    const Catch::TestSpec& spec = session.config().testSpec();
+    const bool filtered = session.config().hasTestFilters();
+    for (const Catch::TestCase& tc : Catch::getRegistryHub().getTestCaseRegistry().getAllTests()) {
+      if (!has_tag(tc, "cuda") || (filtered && !spec.matches(tc))) continue;
+      if (!filtered && tc.isHidden()) continue;
+      std::printf("SKIPPED (no CUDA device): %s\n", tc.name.c_str());
+      ++skipped;
+    }
+    Catch::ConfigData data = session.configData();
+    std::vector<std::string> specs;
+    for (const std::string& s : data.testsOrTags) {
+      if (s == ",") specs.push_back("~[cuda]");
+      specs.push_back(s);
+    }
+    specs.push_back("~[cuda]");
+    data.testsOrTags = specs;
+    session.useConfigData(data);
+  }
+
+  const int failed_cases = session.run();
+  std::printf("%llu passed, %llu failed, %zu skipped\n", (unsigned long long)g_totals.testCases.passed,
+              (unsigned long long)g_totals.testCases.failed, skipped);
+  return failed_cases == 0 ? 0 : 1;
+}
