@@ -1,11 +1,11 @@
 // CPU caching allocator, Storage, and device-agnostic byte copies.
 #include "engine/storage.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <unordered_map>
 
 #include "engine/cuda/runtime.h"
 
@@ -23,76 +23,77 @@ class CpuCachingAllocator final : public Allocator {
  public:
   ~CpuCachingAllocator() override { empty_cache(); }
 
+  // A block's size is a pure function of the requested size (round_up), so deallocate() recomputes it
+  // from the Storage's nbytes: no per-pointer bookkeeping, and small blocks never take the lock.
   void* allocate(size_t nbytes) override {
-    size_t size = round_up(nbytes == 0 ? 1 : nbytes);
-    std::lock_guard<std::mutex> lock(mutex_);
+    const size_t size = round_up(nbytes);
     if (size >= kCacheFrom) {
-      // Best fit among cached blocks, accepting at most 25% slack so small requests do not pin big blocks.
-      auto it = free_.lower_bound(size);
-      if (it != free_.end() && it->first <= size + size / 4) {
+      // Exact size-class match: a training loop requests the same sizes every step.
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = free_.find(size);
+      if (it != free_.end()) {
         void* p = it->second;
-        stats_.bytes_cached -= it->first;
-        stats_.bytes_in_use += it->first;
-        live_[p] = it->first;
         free_.erase(it);
-        ++stats_.cache_hits;
+        bytes_cached_ -= size;
+        bytes_in_use_ += size;
+        ++cache_hits_;
         return p;
       }
     }
     void* p = std::aligned_alloc(kAlignment, size);
     if (p == nullptr) {
-      // Release the cache and try once more before reporting.
-      release_cache_locked();
+      empty_cache();  // give cached blocks back and try once more before reporting
       p = std::aligned_alloc(kAlignment, size);
     }
-    STGS_CHECK(p != nullptr, "out of CPU memory: failed to allocate ", size, " bytes (", stats_.bytes_in_use,
+    STGS_CHECK(p != nullptr, "out of CPU memory: failed to allocate ", size, " bytes (", bytes_in_use_.load(),
                " bytes in use by tensors)");
-    ++stats_.system_allocations;
-    stats_.bytes_in_use += size;
-    live_[p] = size;
+    ++system_allocations_;
+    bytes_in_use_ += size;
     return p;
   }
 
-  void deallocate(void* ptr, size_t) override {
+  void deallocate(void* ptr, size_t nbytes) override {
     if (ptr == nullptr) return;
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = live_.find(ptr);
-    size_t size = it->second;
-    live_.erase(it);
-    stats_.bytes_in_use -= size;
-    if (size >= kCacheFrom && stats_.bytes_cached + size <= kCacheLimit) {
-      free_.emplace(size, ptr);
-      stats_.bytes_cached += size;
-    } else {
-      std::free(ptr);
+    const size_t size = round_up(nbytes);
+    bytes_in_use_ -= size;
+    if (size >= kCacheFrom) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (bytes_cached_ + size <= kCacheLimit) {
+        free_.emplace(size, ptr);
+        bytes_cached_ += size;
+        return;
+      }
     }
+    std::free(ptr);
   }
 
   AllocatorStats stats() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return stats_;
+    AllocatorStats s;
+    s.system_allocations = system_allocations_.load();
+    s.cache_hits = cache_hits_.load();
+    s.bytes_in_use = bytes_in_use_.load();
+    s.bytes_cached = bytes_cached_.load();
+    return s;
   }
 
   void empty_cache() override {
     std::lock_guard<std::mutex> lock(mutex_);
-    release_cache_locked();
+    for (auto& [size, p] : free_) std::free(p);
+    free_.clear();
+    bytes_cached_ = 0;
   }
 
  private:
   static size_t round_up(size_t n) {
-    size_t unit = n >= kCacheFrom ? kRounding : kAlignment;
+    if (n == 0) n = 1;
+    const size_t unit = n >= kCacheFrom ? kRounding : kAlignment;
     return (n + unit - 1) / unit * unit;
   }
-  void release_cache_locked() {
-    for (auto& [size, p] : free_) std::free(p);
-    free_.clear();
-    stats_.bytes_cached = 0;
-  }
 
-  mutable std::mutex mutex_;
+  std::mutex mutex_;  // guards free_
   std::multimap<size_t, void*> free_;
-  std::unordered_map<void*, size_t> live_;
-  AllocatorStats stats_;
+  std::atomic<uint64_t> system_allocations_{0}, cache_hits_{0};
+  std::atomic<size_t> bytes_in_use_{0}, bytes_cached_{0};
 };
 
 }  // namespace

@@ -43,19 +43,25 @@ Tensor binary(const char* name, BinaryOp op, const Tensor& a, const Tensor& b) {
                       kernels::cpu::binary_fwd<T>(op, y.data<T>(), a.data<T>(), b.data<T>(), layout));
   if (!any_requires_grad({&a, &b})) return y;
 
-  Tensor as = a.detach(), bs = b.detach(), ys = y.detach();
+  if (op == BinaryOp::Add || op == BinaryOp::Sub) {
+    // The gradients need only the input shapes: keep no tensors alive (and skip three detach() calls,
+    // a third of the cost of a tiny op).
+    const Shape sa = a.shape(), sb = b.shape();
+    const bool subtract = op == BinaryOp::Sub;
+    record(name, y, {&a, &b}, [sa, sb, subtract](const Tensor& g, GradInputs& gi) {
+      if (gi.needs(0)) gi.set(0, sum_to(g, sa));
+      if (gi.needs(1)) gi.set(1, sum_to(subtract ? neg(g) : g, sb));
+    });
+    return y;
+  }
+  Tensor as = a.detach(), bs = b.detach(), ys = op == BinaryOp::Div || op == BinaryOp::Pow ? y.detach() : Tensor();
   record(name, y, {&a, &b}, [op, as, bs, ys](const Tensor& g, GradInputs& gi) {
     const Shape& sa = as.shape();
     const Shape& sb = bs.shape();
     switch (op) {
       case BinaryOp::Add:
-        if (gi.needs(0)) gi.set(0, sum_to(g, sa));
-        if (gi.needs(1)) gi.set(1, sum_to(g, sb));
-        break;
       case BinaryOp::Sub:
-        if (gi.needs(0)) gi.set(0, sum_to(g, sa));
-        if (gi.needs(1)) gi.set(1, sum_to(neg(g), sb));
-        break;
+        break;  // handled above
       case BinaryOp::Mul:
         if (gi.needs(0)) gi.set(0, sum_to(g * bs, sa));
         if (gi.needs(1)) gi.set(1, sum_to(g * as, sb));

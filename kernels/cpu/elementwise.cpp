@@ -12,15 +12,25 @@ namespace {
 
 constexpr int64_t kParallelFrom = 32768;  // below this, threading costs more than it saves
 
+// Small sizes branch around the parallel region entirely: even a disabled `omp parallel ... if()`
+// enters the runtime, which costs more than a tiny op itself.
 template <class T, class F>
 void map_flat(T* y, const T* x, int64_t n, F f) {
-#pragma omp parallel for simd schedule(static) if (n > kParallelFrom)
+  if (n <= kParallelFrom) {
+    for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+    return;
+  }
+#pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
 }
 
 template <class T, class F>
 void map_flat_bwd(T* dx, const T* dy, const T* v, int64_t n, F f) {
-#pragma omp parallel for simd schedule(static) if (n > kParallelFrom)
+  if (n <= kParallelFrom) {
+    for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * f(v[i]);
+    return;
+  }
+#pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * f(v[i]);
 }
 
@@ -81,7 +91,11 @@ template <class T, class F>
 void binary_loop(T* out, const T* a, const T* b, const StridedLayout& l, F f) {
   const int64_t n = l.numel();
   if (all_contiguous(l, 1, 2)) {
-#pragma omp parallel for simd schedule(static) if (n > kParallelFrom)
+    if (n <= kParallelFrom) {
+      for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
+      return;
+    }
+#pragma omp parallel for simd schedule(static)
     for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
     return;
   }
