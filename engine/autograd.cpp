@@ -47,6 +47,23 @@ void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
 
 }  // namespace
 
+Node::~Node() {
+  // Free a long chain of nodes with a loop instead of one nested destructor call per node (a graph of
+  // 10^5 sequential ops would overflow the stack). Edges that other owners still hold just drop a count.
+  std::vector<std::shared_ptr<Node>> doomed;
+  auto take = [&doomed](std::vector<std::shared_ptr<Node>>& edges) {
+    for (auto& e : edges)
+      if (e && e.use_count() == 1) doomed.push_back(std::move(e));
+    edges.clear();
+  };
+  take(next);
+  while (!doomed.empty()) {
+    std::shared_ptr<Node> n = std::move(doomed.back());
+    doomed.pop_back();
+    take(n->next);
+  }  // n is destroyed here, its edges already moved out
+}
+
 bool grad_enabled() { return t_grad_enabled; }
 void set_grad_enabled(bool on) { t_grad_enabled = on; }
 
@@ -87,8 +104,8 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
                root.str(), "; pass grad_out");
     seed = ones(root.shape(), root.dtype(), root.device());
   }
-  STGS_CHECK(seed.shape() == root.shape(), "backward(): grad_out ", seed.str(), " does not match output ",
-             root.str());
+  STGS_CHECK(seed.shape() == root.shape() && seed.dtype() == root.dtype() && seed.device() == root.device(),
+             "backward(): grad_out ", seed.str(), " does not match output ", root.str());
 
   NoGradGuard no_grad;
   std::shared_ptr<Node> start = edge_for(root);
@@ -108,54 +125,60 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     }
   }
 
-  // Process nodes whose every consumer has delivered its gradient.
+  // Process nodes whose every consumer has been processed. A node that received no gradient (its
+  // consumers gave none) is still processed, without running anything, so the counts of its inputs drop
+  // and a node that is also reached through another path does not wait forever.
   std::unordered_map<Node*, Tensor> grads;
   grads[start.get()] = seed;
   std::vector<Node*> ready{start.get()};
   while (!ready.empty()) {
     Node* n = ready.back();
     ready.pop_back();
-    Tensor g = std::move(grads[n]);
-    grads.erase(n);
-    for (auto& hook : n->hooks) {
-      Tensor replaced = hook(g);
-      if (replaced.defined()) g = replaced;
+    Tensor g;
+    if (auto it = grads.find(n); it != grads.end()) {
+      g = std::move(it->second);
+      grads.erase(it);
     }
 
-    if (auto leaf = n->leaf.lock()) {
-      accumulate_into_leaf(*leaf, g);
-      continue;
+    std::vector<Tensor> input_grads;
+    if (g.defined()) {
+      STGS_CHECK(!n->released, "backward through '", n->name,
+                 "' a second time: its graph was freed by the first backward(); pass retain_graph=true to the first");
+      for (auto& hook : n->hooks) {
+        Tensor replaced = hook(g);
+        if (!replaced.defined()) continue;
+        STGS_CHECK(replaced.shape() == g.shape() && replaced.dtype() == g.dtype() && replaced.device() == g.device(),
+                   "a hook on '", n->name, "' returned ", replaced.str(), " for the gradient ", g.str());
+        g = replaced;
+      }
+      if (auto leaf = n->leaf.lock()) {
+        accumulate_into_leaf(*leaf, g);
+        continue;  // accumulators have no inputs
+      }
+      if (n->backward) {  // empty only on an accumulator whose leaf no longer exists
+        std::vector<bool> needs(n->next.size());
+        for (size_t i = 0; i < needs.size(); ++i) needs[i] = n->next[i] != nullptr;
+        GradInputs inputs(std::move(needs));
+        n->backward(g, inputs);
+        input_grads = std::move(inputs.grads());
+      }
     }
-    STGS_CHECK(!n->released, "backward through '", n->name,
-               "' a second time: its graph was freed by the first backward(); pass retain_graph=true to the first");
-    if (!n->backward) continue;  // an accumulator whose leaf no longer exists
-
-    std::vector<bool> needs(n->next.size());
-    for (size_t i = 0; i < needs.size(); ++i) needs[i] = n->next[i] != nullptr;
-    GradInputs inputs(std::move(needs));
-    n->backward(g, inputs);
 
     for (size_t i = 0; i < n->next.size(); ++i) {
       Node* target = n->next[i].get();
       if (!target) continue;
-      Tensor& gi = inputs.grads()[i];
-      if (gi.defined()) {
+      if (i < input_grads.size() && input_grads[i].defined()) {
+        Tensor& gi = input_grads[i];
         auto it = grads.find(target);
-        if (it == grads.end() || !it->second.defined()) {
-          grads[target] = gi;
+        if (it == grads.end()) {
+          grads.emplace(target, std::move(gi));
         } else {
           it->second = add(it->second, gi);
         }
       }
-      if (--pending[target] == 0) {
-        if (grads.count(target) && grads[target].defined()) {
-          ready.push_back(target);
-        } else {
-          grads.erase(target);  // nothing flowed into it: no gradient for that branch
-        }
-      }
+      if (--pending[target] == 0) ready.push_back(target);
     }
-    if (!retain_graph) {
+    if (!retain_graph && g.defined()) {
       n->backward = nullptr;  // frees everything the closure captured
       n->released = true;
     }
@@ -177,10 +200,9 @@ Tensor custom_op(const char* name, const std::vector<Tensor>& inputs, const Cust
   if (grad_enabled())
     for (const Tensor& t : inputs) needs = needs || (t.defined() && t.requires_grad());
   if (!needs) return out;
-  // The output must be a fresh tensor of its own so the node can be attached to it.
-  if (out.impl()->grad_fn || out.requires_grad()) out = out.detach();
-  for (const Tensor& t : detached)
-    if (t.impl() == out.impl()) out = out.detach();
+  // The node goes on a fresh handle (sharing the data): forward may have returned an input, or a tensor
+  // that the caller still holds, whose autograd state must not change.
+  out = out.detach();
   Tensor saved_out = out.detach();
   record(name, out, inputs, [name, backward, detached, saved_out](const Tensor& g, GradInputs& gi) {
     std::vector<Tensor> grads = backward(g, detached, saved_out);

@@ -40,6 +40,11 @@ struct Node {
   std::weak_ptr<TensorImpl> leaf;           // accumulator nodes: the leaf whose .grad receives the sum
   std::vector<GradHook> hooks;              // run on the summed incoming gradient, in order
   bool released = false;
+
+  Node() = default;
+  ~Node();  // iterative: deep graphs are freed without deep recursion
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
 };
 
 bool grad_enabled();

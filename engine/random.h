@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <mutex>
 
+#include "kernels/check.h"
+
 namespace stgs {
 
 class Generator {
@@ -22,6 +24,8 @@ class Generator {
     offset_ = 0;
   }
   void set_state(uint64_t seed, uint64_t offset) {
+    STGS_CHECK(offset % 4 == 0, "Generator::set_state: offset ", offset,
+               " is not a multiple of 4 (offsets come from draws, which reserve whole Philox blocks)");
     std::lock_guard<std::mutex> lock(mutex_);
     seed_ = seed;
     offset_ = offset;

@@ -59,6 +59,7 @@ int64_t Tensor::size(int d) const { return shape()[wrap_dim("size", d, dim())]; 
 bool Tensor::is_contiguous() const {
   const Shape& sh = shape();
   const Shape& st = strides();
+  if (sh.numel() == 0) return true;  // no elements, no layout (as in PyTorch)
   int64_t expect = 1;
   for (int i = sh.size() - 1; i >= 0; --i) {
     if (sh[i] != 1 && st[i] != expect) return false;
@@ -80,8 +81,21 @@ void* Tensor::raw_data() const {
 // ---- factories ----------------------------------------------------------------------------------
 
 Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, int64_t offset) {
+  const TensorImpl& b = checked(base.impl());
+  STGS_CHECK(shape.size() == strides.size(), "make_view: shape ", shape.str(), " and strides ", strides.str(),
+             " differ in rank");
+  if (shape.numel() > 0) {  // every element the view can address must lie inside the storage
+    int64_t lo = offset, hi = offset;
+    for (int i = 0; i < shape.size(); ++i) {
+      STGS_CHECK(shape[i] >= 0, "make_view: negative size in ", shape.str());
+      (strides[i] < 0 ? lo : hi) += (shape[i] - 1) * strides[i];
+    }
+    const int64_t capacity = int64_t(b.storage->nbytes / dtype_size(b.dtype));
+    STGS_CHECK(lo >= 0 && hi < capacity, "make_view: shape ", shape.str(), ", strides ", strides.str(), ", offset ",
+               offset, " reach elements [", lo, ", ", hi, "] of a storage holding ", capacity);
+  }
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = base.impl()->storage;
+  impl->storage = b.storage;
   impl->offset = offset;
   impl->shape = shape;
   impl->strides = strides;
@@ -118,6 +132,7 @@ Tensor arange(double start, double end, double step, DType dtype, Device device)
 }
 
 Tensor rand(const Shape& shape, DType dtype, Device device, Generator* gen, double lo, double hi) {
+  STGS_CHECK(is_floating(dtype), "rand: expected F32 or F64, got ", dtype_name(dtype));  // before drawing
   Generator& g = gen ? *gen : default_generator();
   Tensor t = empty(shape, dtype, Device::cpu());
   const uint64_t offset = g.reserve(uint64_t(t.numel()));
@@ -126,6 +141,7 @@ Tensor rand(const Shape& shape, DType dtype, Device device, Generator* gen, doub
 }
 
 Tensor randn(const Shape& shape, DType dtype, Device device, Generator* gen, double mean, double std) {
+  STGS_CHECK(is_floating(dtype), "randn: expected F32 or F64, got ", dtype_name(dtype));  // before drawing
   Generator& g = gen ? *gen : default_generator();
   Tensor t = empty(shape, dtype, Device::cpu());
   const uint64_t offset = g.reserve(4 * uint64_t(t.numel()));
@@ -176,6 +192,8 @@ Tensor& Tensor::copy_(const Tensor& src) {
   STGS_CHECK(src.shape() == shape(), "copy_: source ", src.str(), " does not match destination ", str());
   Tensor s = src;
   if (s.dtype() != dtype()) s = s.to(dtype());
+  // A source that shares memory with the destination (x[1:] = x[:-1]) is read in full before any write.
+  if (s.impl()->storage == impl_->storage && numel() > 0) s = s.detach().clone();
   if (is_contiguous()) {
     Tensor sc = s.contiguous();
     copy_bytes(raw_data(), device(), sc.raw_data(), sc.device(), size_t(numel()) * dtype_size(dtype()));
@@ -316,6 +334,7 @@ Tensor Tensor::flatten(int start, int end) const {
   if (dim() == 0) return reshape(Shape{1});
   start = wrap_dim("flatten", start, dim());
   end = wrap_dim("flatten", end, dim());
+  STGS_CHECK(start <= end, "flatten: start dimension ", start, " comes after end dimension ", end, " of ", str());
   Shape target;
   for (int i = 0; i < start; ++i) target.push_back(shape()[i]);
   int64_t merged = 1;
@@ -417,6 +436,7 @@ Tensor Tensor::expand(const Shape& target) const {
     const int64_t have = j >= 0 ? shape()[j] : 1;
     const int64_t want = target[i] == -1 ? have : target[i];
     STGS_CHECK(j >= 0 || target[i] != -1, "expand: -1 is not allowed for a new leading dimension");
+    STGS_CHECK(want >= 0, "expand: negative size in ", target.str());
     STGS_CHECK(have == want || have == 1, "expand: ", str(), " cannot expand to ", target.str());
     sh.push_back(want);
     st.push_back(j >= 0 && have == want ? strides()[j] : 0);
@@ -431,7 +451,8 @@ bool Tensor::requires_grad() const { return checked(impl_).requires_grad; }
 bool Tensor::is_leaf() const { return checked(impl_).grad_fn == nullptr; }
 Tensor Tensor::grad() const { return checked(impl_).grad; }
 void Tensor::set_grad(const Tensor& g) const {
-  STGS_CHECK(!g.defined() || g.shape() == shape(), "set_grad: gradient ", g.str(), " for tensor ", str());
+  STGS_CHECK(!g.defined() || (g.shape() == shape() && g.dtype() == dtype() && g.device() == device()),
+             "set_grad: gradient ", g.str(), " for tensor ", str());
   impl_->grad = g;
 }
 void Tensor::zero_grad() const { checked(impl_).grad.defined() ? void(impl_->grad = Tensor()) : void(); }

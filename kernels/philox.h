@@ -1,6 +1,6 @@
 // Counter-based random numbers: Philox4x32-10 (Salmon et al., SC'11), written once for host and device.
-// defines: philox4x32_10, philox_bits, uniform_from_bits_f32/f64, philox_uniform, philox_normal,
-//          philox_gumbel
+// defines: philox4x32_10, philox_bits, uniform_from_bits_f32/f64, philox_uniform, uniform_in_range,
+//          philox_normal, philox_gumbel
 //
 // A random value is addressed by (seed, element counter e): block = e / 4 is the Philox counter,
 // the 64-bit seed is the key, and lane e % 4 picks one of the four 32-bit outputs. The CPU and the GPU
@@ -62,24 +62,42 @@ STGS_HD T philox_uniform(uint64_t seed, uint64_t e) {
   }
 }
 
+// lo + (hi - lo) * u for u in (0, 1), kept strictly inside (lo, hi): the product can round onto an end
+// point (u = 1 - 2^-24 on [1, 2) gives exactly 2.0f), so such values move to the nearest one inside.
+template <class T>
+STGS_HD T uniform_in_range(T u, T lo, T hi) {
+  const T v = lo + (hi - lo) * u;
+  if constexpr (sizeof(T) == 4) {
+    return v <= lo ? ::nextafterf(lo, hi) : v >= hi ? ::nextafterf(hi, lo) : v;
+  } else {
+    return v <= lo ? ::nextafter(lo, hi) : v >= hi ? ::nextafter(hi, lo) : v;
+  }
+}
+
 // Standard normal by Box-Muller from the first two lanes of block `block` (one block per value).
 template <class T>
 STGS_HD T philox_normal(uint64_t seed, uint64_t block) {
   const Philox4 r = philox_block(seed, block);
   if constexpr (sizeof(T) == 4) {
     const float u1 = uniform_from_bits_f32(r.v[0]), u2 = uniform_from_bits_f32(r.v[1]);
-    return sqrtf(-2.0f * logf(u1)) * cosf(6.283185307179586f * u2);
+    return ::sqrtf(-2.0f * ::logf(u1)) * ::cosf(6.283185307179586f * u2);
   } else {
     const double u1 = uniform_from_bits_f64(r.v[0]), u2 = uniform_from_bits_f64(r.v[1]);
-    return T(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+    return T(::sqrt(-2.0 * ::log(u1)) * ::cos(6.283185307179586 * u2));
   }
 }
 
 // Standard Gumbel(0, 1): -log(-log(u)), finite because u is strictly inside (0, 1).
+// The math functions are called by their global names: unqualified, they would find stgs::log(Tensor)
+// first in any file that includes engine/ops.h before this header.
 template <class T>
 STGS_HD T philox_gumbel(uint64_t seed, uint64_t e) {
   const T u = philox_uniform<T>(seed, e);
-  return -log(-log(u));
+  if constexpr (sizeof(T) == 4) {
+    return -::logf(-::logf(u));
+  } else {
+    return T(-::log(-::log(double(u))));
+  }
 }
 
 }  // namespace stgs::kernels

@@ -6,7 +6,7 @@
 
 namespace stgs::kernels::cpu {
 
-// out[i] = lo + (hi - lo) * u(seed, offset + i), u in (0, 1); consumes n counters.
+// out[i] = lo + (hi - lo) * u(seed, offset + i), u in (0, 1), strictly inside (lo, hi); consumes n counters.
 template <class T>
 void uniform_fill(T* out, int64_t n, uint64_t seed, uint64_t offset, T lo, T hi);
 

@@ -102,7 +102,8 @@ template void fill<uint8_t>(uint8_t*, int64_t, uint8_t);
 
 namespace {
 
-// Every conversion goes through double (exact for all of F32/BF16/F16/I32/U8 and for I64 up to 2^53).
+// Conversions that involve a float type go through double (exact for all of F32/BF16/F16/I32/U8 and for
+// I64 up to 2^53).
 double load(const void* p, int type, int64_t i) {
   switch (type) {
     case 0: return static_cast<const float*>(p)[i];
@@ -129,11 +130,34 @@ void store(void* p, int type, int64_t i, double v) {
   STGS_FAIL("convert: unknown destination type code ", type);
 }
 
+// Integer to integer conversions stay in integers: exact for every I64 value, and narrowing keeps the
+// low bits (two's complement wrap, as C++20 and NumPy define it) instead of an out-of-range float cast.
+bool is_integer_code(int type) { return type == 4 || type == 5 || type == 6; }
+
+int64_t load_int(const void* p, int type, int64_t i) {
+  switch (type) {
+    case 4: return static_cast<const int64_t*>(p)[i];
+    case 5: return static_cast<const int32_t*>(p)[i];
+    case 6: return static_cast<const uint8_t*>(p)[i];
+  }
+  STGS_FAIL("convert: unknown integer source type code ", type);
+}
+
+void store_int(void* p, int type, int64_t i, int64_t v) {
+  switch (type) {
+    case 4: static_cast<int64_t*>(p)[i] = v; return;
+    case 5: static_cast<int32_t*>(p)[i] = int32_t(v); return;
+    case 6: static_cast<uint8_t*>(p)[i] = uint8_t(v); return;
+  }
+  STGS_FAIL("convert: unknown integer destination type code ", type);
+}
+
 }  // namespace
 
 void convert(void* dst, int dst_type, const void* src, int src_type, int64_t n) {
-  if (dst_type == 4 && src_type == 4) {  // I64 -> I64 must not round through double
-    std::memcpy(dst, src, size_t(n) * 8);
+  if (is_integer_code(dst_type) && is_integer_code(src_type)) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) store_int(dst, dst_type, i, load_int(src, src_type, i));
     return;
   }
 #pragma omp parallel for schedule(static) if (n > 65536)

@@ -8,7 +8,7 @@ namespace stgs::kernels::cpu {
 template <class T>
 void uniform_fill(T* out, int64_t n, uint64_t seed, uint64_t offset, T lo, T hi) {
 #pragma omp parallel for schedule(static) if (n > 16384)
-  for (int64_t i = 0; i < n; ++i) out[i] = lo + (hi - lo) * philox_uniform<T>(seed, offset + uint64_t(i));
+  for (int64_t i = 0; i < n; ++i) out[i] = uniform_in_range(philox_uniform<T>(seed, offset + uint64_t(i)), lo, hi);
 }
 
 template <class T>
