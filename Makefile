@@ -40,7 +40,7 @@ endif
 
 ifeq ($(CUDA),1)
   CPPFLAGS += -DSTGS_CUDA=1 -I$(CUDA_HOME)/include
-  LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart
+  LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
 endif
 
 # ---- sources --------------------------------------------------------------------------------------

@@ -134,20 +134,21 @@ Tensor arange(double start, double end, double step, DType dtype, Device device)
 Tensor rand(const Shape& shape, DType dtype, Device device, Generator* gen, double lo, double hi) {
   STGS_CHECK(is_floating(dtype), "rand: expected F32 or F64, got ", dtype_name(dtype));  // before drawing
   Generator& g = gen ? *gen : default_generator();
-  Tensor t = empty(shape, dtype, Device::cpu());
+  Tensor t = empty(shape, dtype, device);
   const uint64_t offset = g.reserve(uint64_t(t.numel()));
-  STGS_DISPATCH_FLOAT(dtype, "rand", kernels::cpu::uniform_fill<T>(t.data<T>(), t.numel(), g.seed(), offset, T(lo), T(hi)));
-  return t.to(device);
+  STGS_DISPATCH_FLOAT(dtype, "rand",
+                      STGS_KERNEL(device, uniform_fill<T>, t.data<T>(), t.numel(), g.seed(), offset, T(lo), T(hi)));
+  return t;
 }
 
 Tensor randn(const Shape& shape, DType dtype, Device device, Generator* gen, double mean, double std) {
   STGS_CHECK(is_floating(dtype), "randn: expected F32 or F64, got ", dtype_name(dtype));  // before drawing
   Generator& g = gen ? *gen : default_generator();
-  Tensor t = empty(shape, dtype, Device::cpu());
+  Tensor t = empty(shape, dtype, device);
   const uint64_t offset = g.reserve(4 * uint64_t(t.numel()));
   STGS_DISPATCH_FLOAT(dtype, "randn",
-                      kernels::cpu::normal_fill<T>(t.data<T>(), t.numel(), g.seed(), offset, T(mean), T(std)));
-  return t.to(device);
+                      STGS_KERNEL(device, normal_fill<T>, t.data<T>(), t.numel(), g.seed(), offset, T(mean), T(std)));
+  return t;
 }
 
 template <class T>
@@ -167,24 +168,21 @@ template Tensor from_vector<uint8_t>(const std::vector<uint8_t>&, const Shape&, 
 // ---- in-place ----------------------------------------------------------------------------------
 
 Tensor& Tensor::fill_(double value) {
-  if (device().is_cpu() && is_contiguous()) {
+  if (is_contiguous()) {
     const int64_t n = numel();
+    const Device d = device();
     switch (dtype()) {
-      case DType::F32: kernels::cpu::fill(data<float>(), n, float(value)); break;
-      case DType::F64: kernels::cpu::fill(data<double>(), n, value); break;
-      case DType::I64: kernels::cpu::fill(data<int64_t>(), n, int64_t(value)); break;
-      case DType::I32: kernels::cpu::fill(data<int32_t>(), n, int32_t(value)); break;
-      case DType::U8: kernels::cpu::fill(data<uint8_t>(), n, uint8_t(value)); break;
-      case DType::BF16: case DType::F16: {
-        Tensor f = full(shape(), value, DType::F32);
-        copy_(f);
-        break;
-      }
+      case DType::F32: STGS_KERNEL(d, fill, data<float>(), n, float(value)); break;
+      case DType::F64: STGS_KERNEL(d, fill, data<double>(), n, value); break;
+      case DType::I64: STGS_KERNEL(d, fill, data<int64_t>(), n, int64_t(value)); break;
+      case DType::I32: STGS_KERNEL(d, fill, data<int32_t>(), n, int32_t(value)); break;
+      case DType::U8: STGS_KERNEL(d, fill, data<uint8_t>(), n, uint8_t(value)); break;
+      case DType::BF16: case DType::F16: copy_(full(shape(), value, DType::F32, d)); break;
     }
     return *this;
   }
-  // Non-contiguous or device tensors: build the values on the host and copy them in.
-  copy_(full(shape(), value, dtype()));
+  // A strided view: fill a contiguous block and scatter it in.
+  copy_(full(shape(), value, dtype(), device()));
   return *this;
 }
 
@@ -199,9 +197,8 @@ Tensor& Tensor::copy_(const Tensor& src) {
     copy_bytes(raw_data(), device(), sc.raw_data(), sc.device(), size_t(numel()) * dtype_size(dtype()));
     return *this;
   }
-  STGS_CHECK(device().is_cpu(), "copy_ into a non-contiguous ", device().str(), " tensor is not supported yet");
-  Tensor sc = s.to(Device::cpu());
   NoGradGuard no_grad;
+  Tensor sc = s.to(device());
   kernels::StridedLayout l;
   l.ndim = dim();
   for (int i = 0; i < dim(); ++i) {
@@ -209,7 +206,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
     l.strides[0][i] = strides()[i];
     l.strides[1][i] = sc.strides()[i];
   }
-  kernels::cpu::strided_copy(raw_data(), sc.raw_data(), l, dtype_size(dtype()));
+  STGS_KERNEL(device(), strided_copy, raw_data(), sc.raw_data(), l, dtype_size(dtype()));
   return *this;
 }
 
@@ -242,8 +239,7 @@ Tensor Tensor::clone() const {
   if (is_contiguous()) {
     copy_bytes(out.raw_data(), out.device(), raw_data(), device(), size_t(numel()) * dtype_size(dtype()));
   } else {
-    detail::require_cpu("contiguous/clone of a strided tensor", *this);
-    kernels::cpu::strided_copy(out.raw_data(), raw_data(), copy_layout(out, *this), dtype_size(dtype()));
+    STGS_KERNEL(device(), strided_copy, out.raw_data(), raw_data(), copy_layout(out, *this), dtype_size(dtype()));
   }
   if (any_requires_grad({this})) record("clone", out, {this}, [](const Tensor& g, GradInputs& gi) { gi.set(0, g); });
   return out;
@@ -263,10 +259,9 @@ Tensor Tensor::to(Device target) const {
 
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
-  detail::require_cpu("dtype conversion", *this);
   Tensor src = contiguous();
   Tensor out = empty(shape(), target, device());
-  kernels::cpu::convert(out.raw_data(), type_code(target), src.raw_data(), type_code(dtype()), numel());
+  STGS_KERNEL(device(), convert, out.raw_data(), type_code(target), src.raw_data(), type_code(dtype()), numel());
   if (is_floating(target) && any_requires_grad({this})) {
     const DType from = dtype();
     record("to_dtype", out, {this}, [from](const Tensor& g, GradInputs& gi) { gi.set(0, g.to(from)); });

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/stream.h"
 #include "kernels/strided.h"
 
 namespace stgs::kernels {
@@ -43,3 +44,13 @@ void fill(T* out, int64_t n, T value);
 void convert(void* dst, int dst_type, const void* src, int src_type, int64_t n);
 
 }  // namespace stgs::kernels::cpu
+
+namespace stgs::kernels::cuda {
+
+// CUDA twins of the CPU functions above; same arguments, device pointers, stream last.
+void strided_copy(void* dst, const void* src, const StridedLayout& layout, size_t elem_size, Stream stream);
+template <class T>
+void fill(T* out, int64_t n, T value, Stream stream);
+void convert(void* dst, int dst_type, const void* src, int src_type, int64_t n, Stream stream);
+
+}  // namespace stgs::kernels::cuda

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "kernels/stream.h"
 #include "kernels/strided.h"
 
 namespace stgs::kernels {
@@ -39,3 +40,19 @@ template <class T>
 void where_fwd(T* out, const uint8_t* cond, const T* a, const T* b, const StridedLayout& layout);
 
 }  // namespace stgs::kernels::cpu
+
+namespace stgs::kernels::cuda {
+
+// CUDA twins of the CPU functions above; same arguments, device pointers, stream last.
+template <class T>
+void unary_fwd(UnaryOp op, T* y, const T* x, int64_t n, T alpha, Stream stream);
+template <class T>
+void unary_bwd(UnaryOp op, T* dx, const T* dy, const T* x, const T* y, int64_t n, T alpha, Stream stream);
+template <class T>
+void binary_fwd(BinaryOp op, T* out, const T* a, const T* b, const StridedLayout& layout, Stream stream);
+template <class T>
+void compare(CompareOp op, uint8_t* out, const T* a, const T* b, const StridedLayout& layout, Stream stream);
+template <class T>
+void where_fwd(T* out, const uint8_t* cond, const T* a, const T* b, const StridedLayout& layout, Stream stream);
+
+}  // namespace stgs::kernels::cuda

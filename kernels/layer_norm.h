@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "kernels/stream.h"
+
 namespace stgs::kernels::cpu {
 
 // x, y: (rows, D); gamma, beta: (D) or null (no affine); mean, rstd: (rows) saved for backward.
@@ -20,3 +22,15 @@ void layer_norm_bwd(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T
                     const T* gamma, int64_t rows, int64_t D);
 
 }  // namespace stgs::kernels::cpu
+
+namespace stgs::kernels::cuda {
+
+// CUDA twins of the CPU functions above; same arguments, device pointers, stream last.
+template <class T>
+void layer_norm_fwd(T* y, T* mean, T* rstd, const T* x, const T* gamma, const T* beta, int64_t rows, int64_t D,
+                    T eps, Stream stream);
+template <class T>
+void layer_norm_bwd(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean, const T* rstd,
+                    const T* gamma, int64_t rows, int64_t D, Stream stream);
+
+}  // namespace stgs::kernels::cuda

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "kernels/stream.h"
+
 namespace stgs::kernels::cpu {
 
 // out[i] = lo + (hi - lo) * u(seed, offset + i), u in (0, 1), strictly inside (lo, hi); consumes n counters.
@@ -22,3 +24,17 @@ template <class T>
 void dropout_bwd(T* dx, const T* dy, int64_t n, T p, uint64_t seed, uint64_t offset);
 
 }  // namespace stgs::kernels::cpu
+
+namespace stgs::kernels::cuda {
+
+// CUDA twins of the CPU functions above (the same Philox counters, so the same numbers), stream last.
+template <class T>
+void uniform_fill(T* out, int64_t n, uint64_t seed, uint64_t offset, T lo, T hi, Stream stream);
+template <class T>
+void normal_fill(T* out, int64_t n, uint64_t seed, uint64_t offset, T mean, T std, Stream stream);
+template <class T>
+void dropout_fwd(T* y, const T* x, int64_t n, T p, uint64_t seed, uint64_t offset, Stream stream);
+template <class T>
+void dropout_bwd(T* dx, const T* dy, int64_t n, T p, uint64_t seed, uint64_t offset, Stream stream);
+
+}  // namespace stgs::kernels::cuda

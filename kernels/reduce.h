@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "kernels/stream.h"
+
 namespace stgs::kernels::cpu {
 
 // out: (outer, inner) = sum over n of x: (outer, n, inner)
@@ -28,3 +30,21 @@ template <class T>
 void scatter_add_dim(T* dx, const T* dy, const int64_t* index, int64_t outer, int64_t n, int64_t k, int64_t inner);
 
 }  // namespace stgs::kernels::cpu
+
+namespace stgs::kernels::cuda {
+
+// CUDA twins of the CPU functions above; same arguments, device pointers, stream last. Reductions use
+// no atomics (fixed reduction trees), so results are deterministic. gather_dim synchronises the stream
+// to report a bad index.
+template <class T>
+void sum_dim(T* out, const T* x, int64_t outer, int64_t n, int64_t inner, Stream stream);
+template <class T>
+void max_dim(T* out, int64_t* argmax, const T* x, int64_t outer, int64_t n, int64_t inner, Stream stream);
+template <class T>
+int64_t gather_dim(T* out, const T* x, const int64_t* index, int64_t outer, int64_t n, int64_t k, int64_t inner,
+                   Stream stream);
+template <class T>
+void scatter_add_dim(T* dx, const T* dy, const int64_t* index, int64_t outer, int64_t n, int64_t k, int64_t inner,
+                     Stream stream);
+
+}  // namespace stgs::kernels::cuda

@@ -1,9 +1,14 @@
-// CUDA runtime glue: device discovery, a stream-ordered pooled allocator per device, and copies.
+// CUDA runtime glue: device discovery, one context (stream + cuBLAS handle) per device, a stream-ordered
+// pooled allocator per device, and copies.
+//
 // The pool's release threshold is raised to "keep everything", so after the first training step
 // cudaMallocAsync is served from the pool and never reaches the driver.
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -13,9 +18,33 @@
 namespace stgs::cuda_rt {
 namespace {
 
+struct Context {
+  cudaStream_t stream = nullptr;
+  cublasHandle_t blas = nullptr;
+
+  explicit Context(int device) {
+    CUDA_CHECK(cudaSetDevice(device));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    STGS_CHECK(cublasCreate(&blas) == CUBLAS_STATUS_SUCCESS, "cuda:", device, ": cublasCreate failed");
+    STGS_CHECK(cublasSetStream(blas, stream) == CUBLAS_STATUS_SUCCESS, "cuda:", device, ": cublasSetStream failed");
+  }
+  // Contexts live until process exit; the driver reclaims streams and handles then, and destroying them
+  // from a static destructor after the CUDA runtime has shut down would fail.
+};
+
+Context& context(int device) {
+  STGS_CHECK(device >= 0 && device < device_count(), "cuda:", device, " requested but ", device_count(),
+             " CUDA device(s) are visible");
+  static std::mutex mutex;
+  static auto contexts = std::vector<Context*>(size_t(device_count()), nullptr);
+  std::lock_guard<std::mutex> lock(mutex);
+  if (contexts[size_t(device)] == nullptr) contexts[size_t(device)] = new Context(device);
+  return *contexts[size_t(device)];
+}
+
 class CudaPoolAllocator final : public Allocator {
  public:
-  explicit CudaPoolAllocator(int device) : device_(device) {
+  explicit CudaPoolAllocator(int device) : device_(device), stream_(context(device).stream) {
     CUDA_CHECK(cudaSetDevice(device_));
     cudaMemPool_t pool;
     CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_));
@@ -26,45 +55,55 @@ class CudaPoolAllocator final : public Allocator {
   void* allocate(size_t nbytes) override {
     CUDA_CHECK(cudaSetDevice(device_));
     void* p = nullptr;
-    cudaError_t err = cudaMallocAsync(&p, nbytes == 0 ? 1 : nbytes, cudaStreamPerThread);
+    const cudaError_t err = cudaMallocAsync(&p, nbytes == 0 ? 1 : nbytes, stream_);
     if (err != cudaSuccess) {
-      cudaGetLastError();  // clear the sticky-free error state of a failed allocation
+      cudaGetLastError();  // clear the error so later calls are not blamed for it
       size_t free_bytes = 0, total = 0;
       cudaMemGetInfo(&free_bytes, &total);
       STGS_FAIL("out of GPU memory on cuda:", device_, ": requested ", nbytes, " bytes, ", free_bytes, " of ", total,
                 " bytes free (", cudaGetErrorString(err), ")");
     }
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++stats_.system_allocations;
-    stats_.bytes_in_use += nbytes;
+    ++requests_;
+    bytes_in_use_ += nbytes;
     return p;
   }
 
   void deallocate(void* ptr, size_t nbytes) override {
     if (ptr == nullptr) return;
     cudaSetDevice(device_);
-    cudaFreeAsync(ptr, cudaStreamPerThread);  // destructor path: never throws
-    std::lock_guard<std::mutex> lock(mutex_);
-    stats_.bytes_in_use -= nbytes;
+    cudaFreeAsync(ptr, stream_);  // destructor path: never throws
+    bytes_in_use_ -= nbytes;
   }
 
+  // system_allocations counts requests to the pool; whether the pool had to grow is visible in
+  // cudaMemPoolAttrReservedMemCurrent, which bytes_cached reports as reserved minus in use.
   AllocatorStats stats() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return stats_;
+    AllocatorStats s;
+    s.system_allocations = requests_.load();
+    s.bytes_in_use = bytes_in_use_.load();
+    cudaMemPool_t pool;
+    uint64_t reserved = 0;
+    if (cudaDeviceGetDefaultMemPool(&pool, device_) == cudaSuccess &&
+        cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved) == cudaSuccess)
+      s.bytes_cached = reserved > s.bytes_in_use ? size_t(reserved) - s.bytes_in_use : 0;
+    return s;
   }
 
   void empty_cache() override {
     cudaMemPool_t pool;
     CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_));
-    CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
     CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
   }
 
  private:
   int device_;
-  mutable std::mutex mutex_;
-  AllocatorStats stats_;
+  cudaStream_t stream_;
+  std::atomic<uint64_t> requests_{0};
+  std::atomic<size_t> bytes_in_use_{0};
 };
+
+std::atomic<int> g_allow_tf32{-1};  // -1: not yet read from the environment
 
 }  // namespace
 
@@ -83,28 +122,45 @@ int device_count() {
 }
 
 Allocator& allocator(int device) {
-  STGS_CHECK(device >= 0 && device < device_count(), "cuda:", device, " requested but ", device_count(),
-             " CUDA device(s) are visible");
+  context(device);  // validates the index
   static std::mutex mutex;
-  static std::vector<std::unique_ptr<CudaPoolAllocator>> per_device(device_count());
+  static auto per_device = std::vector<std::unique_ptr<CudaPoolAllocator>>(size_t(device_count()));
   std::lock_guard<std::mutex> lock(mutex);
-  if (!per_device[device]) per_device[device] = std::make_unique<CudaPoolAllocator>(device);
-  return *per_device[device];
+  auto& slot = per_device[size_t(device)];
+  if (!slot) slot = std::make_unique<CudaPoolAllocator>(device);
+  return *slot;
 }
 
 void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes) {
-  cudaMemcpyKind kind = dst_device.is_cpu() ? cudaMemcpyDeviceToHost
-                        : src_device.is_cpu() ? cudaMemcpyHostToDevice
-                                              : cudaMemcpyDeviceToDevice;
-  // Ordered after the producer kernels on the per-thread stream, and complete on return so host
-  // memory is safe to read or free.
-  CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, kind, cudaStreamPerThread));
-  CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
+  const Device gpu = dst_device.is_cuda() ? dst_device : src_device;
+  const cudaMemcpyKind kind = dst_device.is_cpu()   ? cudaMemcpyDeviceToHost
+                              : src_device.is_cpu() ? cudaMemcpyHostToDevice
+                                                    : cudaMemcpyDeviceToDevice;
+  cudaStream_t s = context(gpu.index).stream;
+  if (dst_device.is_cuda() && src_device.is_cuda() && dst_device.index != src_device.index) {
+    // Between GPUs: order after the source's work, then copy on the destination's stream.
+    CUDA_CHECK(cudaStreamSynchronize(context(src_device.index).stream));
+    s = context(dst_device.index).stream;
+  }
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, kind, s));
+  // Host memory involved: complete on return, so the host may read or free it at once.
+  if (kind != cudaMemcpyDeviceToDevice) CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
-void synchronize(int device) {
-  CUDA_CHECK(cudaSetDevice(device));
-  CUDA_CHECK(cudaDeviceSynchronize());
+void synchronize(int device) { CUDA_CHECK(cudaStreamSynchronize(context(device).stream)); }
+
+kernels::Stream stream(int device) { return context(device).stream; }
+kernels::BlasHandle blas(int device) { return context(device).blas; }
+
+bool allow_tf32() {
+  int v = g_allow_tf32.load();
+  if (v < 0) {
+    const char* env = std::getenv("STGS_ALLOW_TF32");
+    v = env != nullptr && env[0] == '1';
+    g_allow_tf32 = v;
+  }
+  return v == 1;
 }
+void set_allow_tf32(bool on) { g_allow_tf32 = on ? 1 : 0; }
 
 }  // namespace stgs::cuda_rt

@@ -12,5 +12,9 @@ void copy(void*, Device dst_device, const void*, Device src_device, size_t) {
   STGS_FAIL("copy ", src_device.str(), " -> ", dst_device.str(), " needs CUDA, but this binary was built without it");
 }
 void synchronize(int) {}
+kernels::Stream stream(int device) { STGS_FAIL("cuda:", device, " stream requested but this binary was built without CUDA"); }
+kernels::BlasHandle blas(int device) { STGS_FAIL("cuda:", device, " cuBLAS requested but this binary was built without CUDA"); }
+bool allow_tf32() { return false; }
+void set_allow_tf32(bool) {}
 
 }  // namespace stgs::cuda_rt

@@ -14,19 +14,18 @@ using kernels::UnaryOp;
 
 Tensor unary(const char* name, UnaryOp op, const Tensor& x, double alpha = 0) {
   detail::check_float(name, x);
-  detail::require_cpu(name, x);
   Tensor xc = x.contiguous();
   Tensor y = empty(x.shape(), x.dtype(), x.device());
   STGS_DISPATCH_FLOAT(x.dtype(), name,
-                      kernels::cpu::unary_fwd<T>(op, y.data<T>(), xc.data<T>(), y.numel(), T(alpha)));
+                      STGS_KERNEL(x.device(), unary_fwd<T>, op, y.data<T>(), xc.data<T>(), y.numel(), T(alpha)));
   if (any_requires_grad({&x})) {
     Tensor xs = xc.detach(), ys = y.detach();
     record(name, y, {&x}, [name, op, alpha, xs, ys](const Tensor& g, GradInputs& gi) {
       Tensor gc = g.contiguous();
       Tensor dx = empty(xs.shape(), xs.dtype(), xs.device());
       STGS_DISPATCH_FLOAT(xs.dtype(), name,
-                          kernels::cpu::unary_bwd<T>(op, dx.data<T>(), gc.data<T>(), xs.data<T>(), ys.data<T>(),
-                                                     dx.numel(), T(alpha)));
+                          STGS_KERNEL(xs.device(), unary_bwd<T>, op, dx.data<T>(), gc.data<T>(), xs.data<T>(),
+                                      ys.data<T>(), dx.numel(), T(alpha)));
       gi.set(0, dx);
     });
   }
@@ -35,12 +34,11 @@ Tensor unary(const char* name, UnaryOp op, const Tensor& x, double alpha = 0) {
 
 Tensor binary(const char* name, BinaryOp op, const Tensor& a, const Tensor& b) {
   detail::check_same(name, {&a, &b});
-  detail::require_cpu(name, a);
   const Shape out_shape = broadcast_shapes(name, a.shape(), b.shape());
   Tensor y = empty(out_shape, a.dtype(), a.device());
   const kernels::StridedLayout layout = detail::broadcast_layout(out_shape, {&y, &a, &b});
   STGS_DISPATCH_FLOAT(a.dtype(), name,
-                      kernels::cpu::binary_fwd<T>(op, y.data<T>(), a.data<T>(), b.data<T>(), layout));
+                      STGS_KERNEL(a.device(), binary_fwd<T>, op, y.data<T>(), a.data<T>(), b.data<T>(), layout));
   if (!any_requires_grad({&a, &b})) return y;
 
   if (op == BinaryOp::Add || op == BinaryOp::Sub) {
@@ -89,12 +87,11 @@ Tensor binary(const char* name, BinaryOp op, const Tensor& a, const Tensor& b) {
 
 Tensor compare(const char* name, CompareOp op, const Tensor& a, const Tensor& b) {
   detail::check_same(name, {&a, &b});
-  detail::require_cpu(name, a);
   const Shape out_shape = broadcast_shapes(name, a.shape(), b.shape());
   Tensor y = empty(out_shape, DType::U8, a.device());
   const kernels::StridedLayout layout = detail::broadcast_layout(out_shape, {&y, &a, &b});
   STGS_DISPATCH_FLOAT(a.dtype(), name,
-                      kernels::cpu::compare<T>(op, y.data<uint8_t>(), a.data<T>(), b.data<T>(), layout));
+                      STGS_KERNEL(a.device(), compare<T>, op, y.data<uint8_t>(), a.data<T>(), b.data<T>(), layout));
   return y;
 }
 
@@ -135,12 +132,12 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   detail::check_same("where", {&a, &b});
   STGS_CHECK(cond.device() == a.device(), "where: condition on ", cond.device().str(), ", values on ",
              a.device().str());
-  detail::require_cpu("where", a);
   const Shape out_shape = broadcast_shapes("where", broadcast_shapes("where", cond.shape(), a.shape()), b.shape());
   Tensor y = empty(out_shape, a.dtype(), a.device());
   const kernels::StridedLayout layout = detail::broadcast_layout(out_shape, {&cond, &a, &b});
   STGS_DISPATCH_FLOAT(a.dtype(), "where",
-                      kernels::cpu::where_fwd<T>(y.data<T>(), cond.data<uint8_t>(), a.data<T>(), b.data<T>(), layout));
+                      STGS_KERNEL(a.device(), where_fwd<T>, y.data<T>(), cond.data<uint8_t>(), a.data<T>(),
+                                  b.data<T>(), layout));
   if (any_requires_grad({&a, &b})) {
     Tensor cs = cond.detach();
     const Shape sa = a.shape(), sb = b.shape();
@@ -160,7 +157,6 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
 
 Tensor glu(const Tensor& x, int dim) {
   detail::check_float("glu", x);
-  detail::require_cpu("glu", x);
   dim = wrap_dim("glu", dim, x.dim());
   STGS_CHECK(x.shape()[dim] % 2 == 0, "glu: dimension ", dim, " of ", x.str(), " must have an even size");
   Tensor xc = x.contiguous();
@@ -168,14 +164,16 @@ Tensor glu(const Tensor& x, int dim) {
   out_shape[dim] /= 2;
   Tensor y = empty(out_shape, x.dtype(), x.device());
   const detail::DimSplit s = detail::split_at(out_shape, dim);
-  STGS_DISPATCH_FLOAT(x.dtype(), "glu", kernels::cpu::glu_fwd<T>(y.data<T>(), xc.data<T>(), s.outer, s.n, s.inner));
+  STGS_DISPATCH_FLOAT(x.dtype(), "glu",
+                      STGS_KERNEL(x.device(), glu_fwd<T>, y.data<T>(), xc.data<T>(), s.outer, s.n, s.inner));
   if (any_requires_grad({&x})) {
     Tensor xs = xc.detach();
     record("glu", y, {&x}, [xs, s](const Tensor& g, GradInputs& gi) {
       Tensor gc = g.contiguous();
       Tensor dx = empty(xs.shape(), xs.dtype(), xs.device());
       STGS_DISPATCH_FLOAT(xs.dtype(), "glu backward",
-                          kernels::cpu::glu_bwd<T>(dx.data<T>(), gc.data<T>(), xs.data<T>(), s.outer, s.n, s.inner));
+                          STGS_KERNEL(xs.device(), glu_bwd<T>, dx.data<T>(), gc.data<T>(), xs.data<T>(), s.outer,
+                                      s.n, s.inner));
       gi.set(0, dx);
     });
   }

@@ -55,11 +55,25 @@ GemmOperand prepare(const Tensor& t) {
   return {tc, false, cols > 0 ? cols : 1, t.dim() > 2 ? rows * cols : 0};
 }
 
+// C = op(A) op(B) for every matrix of the batch, on BLAS or cuBLAS.
+template <class T>
+void gemm(Device device, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, int64_t sa,
+          const T* B, int64_t ldb, int64_t sb, T* C, int64_t ldc, int64_t sc, int64_t batch) {
+#if defined(STGS_CUDA)
+  if (device.is_cuda()) {
+    kernels::cuda::gemm_batched<T>(ta, tb, M, N, K, T(1), A, lda, sa, B, ldb, sb, T(0), C, ldc, sc, batch,
+                                   cuda_rt::allow_tf32(), cuda_rt::blas(device.index), cuda_rt::stream(device.index));
+    return;
+  }
+#endif
+  STGS_CHECK(device.is_cpu(), "matmul on ", device.str(), ": this binary was built without CUDA");
+  kernels::cpu::gemm_batched<T>(ta, tb, M, N, K, T(1), A, lda, sa, B, ldb, sb, T(0), C, ldc, sc, batch);
+}
+
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
   detail::check_same("matmul", {&a, &b});
-  detail::require_cpu("matmul", a);
   STGS_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: both operands need at least 2 dimensions, got ", a.str(), " @ ",
              b.str());
   const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
@@ -84,9 +98,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     const GemmOperand B = prepare(b.detach().expand(b_full));
     const int64_t count = batch.numel();
     STGS_DISPATCH_FLOAT(a.dtype(), "matmul",
-                        kernels::cpu::gemm_batched<T>(A.trans, B.trans, M, N, K, T(1), A.keep.data<T>(), A.ld,
-                                                      A.batch_stride, B.keep.data<T>(), B.ld, B.batch_stride, T(0),
-                                                      y.data<T>(), N, M * N, count));
+                        gemm<T>(a.device(), A.trans, B.trans, M, N, K, A.keep.data<T>(), A.ld, A.batch_stride,
+                                B.keep.data<T>(), B.ld, B.batch_stride, y.data<T>(), N, M * N, count));
   }
   if (any_requires_grad({&a, &b})) {
     Tensor as = a.detach(), bs = b.detach();

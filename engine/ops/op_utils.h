@@ -1,10 +1,12 @@
 // Helpers shared by the op implementations (not a public header).
-// defines: STGS_DISPATCH_FLOAT, check_float, check_same, require_cpu, broadcast_layout, DimSplit, split_at
+// defines: STGS_DISPATCH_FLOAT, STGS_KERNEL, check_float, check_same, require_cpu, broadcast_layout, DimSplit,
+//          split_at
 #pragma once
 
 #include <initializer_list>
 
 #include "engine/autograd.h"
+#include "engine/cuda/runtime.h"
 #include "engine/tensor.h"
 #include "kernels/strided.h"
 
@@ -26,6 +28,27 @@ static_assert(kMaxDims == kernels::kMaxDims, "engine and kernels must agree on t
     }                                                                                                    \
   } while (0)
 
+// STGS_KERNEL(device, fn, args...) runs kernels::cpu::fn(args...) for a CPU device and
+// kernels::cuda::fn(args..., stream) on the device's stream for a GPU; fn may carry template arguments.
+#if defined(STGS_CUDA)
+#define STGS_KERNEL(device, fn, ...)                                                               \
+  do {                                                                                             \
+    const ::stgs::Device stgs_device_ = (device);                                                  \
+    if (stgs_device_.is_cuda()) {                                                                  \
+      ::stgs::kernels::cuda::fn(__VA_ARGS__, ::stgs::cuda_rt::stream(stgs_device_.index));         \
+    } else {                                                                                       \
+      ::stgs::kernels::cpu::fn(__VA_ARGS__);                                                       \
+    }                                                                                              \
+  } while (0)
+#else
+#define STGS_KERNEL(device, fn, ...)                                                               \
+  do {                                                                                             \
+    const ::stgs::Device stgs_device_ = (device);                                                  \
+    STGS_CHECK(stgs_device_.is_cpu(), #fn " on ", stgs_device_.str(), ": this binary was built without CUDA"); \
+    ::stgs::kernels::cpu::fn(__VA_ARGS__);                                                         \
+  } while (0)
+#endif
+
 inline void check_defined(const char* op, const Tensor& t) {
   STGS_CHECK(t.defined(), op, ": got an undefined tensor");
 }
@@ -46,7 +69,7 @@ inline void check_same(const char* op, std::initializer_list<const Tensor*> ts) 
   }
 }
 
-// Kernels exist for the CPU in this build; the CUDA twins dispatch from the same places.
+// For the few CPU-only paths left (optimizer updates until their fused CUDA kernels land).
 inline void require_cpu(const char* op, const Tensor& t) {
   STGS_CHECK(t.device().is_cpu(), op, " on ", t.device().str(), ": this op has no CUDA kernel yet (", t.str(), ")");
 }

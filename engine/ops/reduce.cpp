@@ -34,7 +34,8 @@ Tensor sum_one_dim(const Tensor& xc, int dim) {
   out_shape[dim] = 1;
   Tensor y = empty(out_shape, xc.dtype(), xc.device());
   const detail::DimSplit s = detail::split_at(xc.shape(), dim);
-  STGS_DISPATCH_FLOAT(xc.dtype(), "sum", kernels::cpu::sum_dim<T>(y.data<T>(), xc.data<T>(), s.outer, s.n, s.inner));
+  STGS_DISPATCH_FLOAT(xc.dtype(), "sum",
+                      STGS_KERNEL(xc.device(), sum_dim<T>, y.data<T>(), xc.data<T>(), s.outer, s.n, s.inner));
   return y;
 }
 
@@ -42,7 +43,6 @@ Tensor sum_one_dim(const Tensor& xc, int dim) {
 
 Tensor sum(const Tensor& x, const std::vector<int>& dims_in, bool keepdim) {
   detail::check_float("sum", x);
-  detail::require_cpu("sum", x);
   const std::vector<int> dims = normalize_dims("sum", dims_in, x.dim());
   Tensor y;
   {
@@ -92,7 +92,6 @@ namespace {
 // Values and I64 indices of the maximum over one dimension, keepdim shape. No autograd.
 std::pair<Tensor, Tensor> max_with_index(const char* op, const Tensor& x, int dim) {
   detail::check_float(op, x);
-  detail::require_cpu(op, x);
   STGS_CHECK(x.dim() > 0 && x.shape()[dim] > 0, op, ": cannot reduce an empty dimension of ", x.str());
   Tensor xc = x.contiguous();
   Shape kept = x.shape();
@@ -101,8 +100,8 @@ std::pair<Tensor, Tensor> max_with_index(const char* op, const Tensor& x, int di
   Tensor index = empty(kept, DType::I64, x.device());
   const detail::DimSplit s = detail::split_at(x.shape(), dim);
   STGS_DISPATCH_FLOAT(x.dtype(), op,
-                      kernels::cpu::max_dim<T>(values.data<T>(), index.data<int64_t>(), xc.data<T>(), s.outer, s.n,
-                                               s.inner));
+                      STGS_KERNEL(x.device(), max_dim<T>, values.data<T>(), index.data<int64_t>(), xc.data<T>(),
+                                  s.outer, s.n, s.inner));
   return {values, index};
 }
 
@@ -119,8 +118,8 @@ Tensor max(const Tensor& x, int dim, bool keepdim) {
       Tensor gc = g.contiguous();
       Tensor dx = zeros(source, g.dtype(), g.device());
       STGS_DISPATCH_FLOAT(g.dtype(), "max backward",
-                          kernels::cpu::scatter_add_dim<T>(dx.data<T>(), gc.data<T>(), index.data<int64_t>(), s.outer,
-                                                           s.n, 1, s.inner));
+                          STGS_KERNEL(g.device(), scatter_add_dim<T>, dx.data<T>(), gc.data<T>(),
+                                      index.data<int64_t>(), s.outer, s.n, 1, s.inner));
       gi.set(0, dx);
     });
   }

@@ -5,6 +5,21 @@
 #include "kernels/reduce.h"
 
 namespace stgs {
+namespace {
+
+// gather_dim returns the first bad index position, so it cannot go through STGS_KERNEL.
+template <class T>
+int64_t gather_kernel(Device device, T* out, const T* x, const int64_t* index, int64_t outer, int64_t n, int64_t k,
+                      int64_t inner) {
+#if defined(STGS_CUDA)
+  if (device.is_cuda())
+    return kernels::cuda::gather_dim<T>(out, x, index, outer, n, k, inner, cuda_rt::stream(device.index));
+#endif
+  STGS_CHECK(device.is_cpu(), "gather on ", device.str(), ": this binary was built without CUDA");
+  return kernels::cpu::gather_dim<T>(out, x, index, outer, n, k, inner);
+}
+
+}  // namespace
 
 Tensor concat(const std::vector<Tensor>& xs, int dim) {
   STGS_CHECK(!xs.empty(), "concat: no tensors given");
@@ -25,7 +40,6 @@ Tensor concat(const std::vector<Tensor>& xs, int dim) {
                  t.shape().str(), ", tensor 0 has ", first.shape().str());
     out_shape[dim] += t.shape()[dim];
   }
-  detail::require_cpu("concat", first);
   Tensor y = empty(out_shape, first.dtype(), first.device());
   int64_t at = 0;
   std::vector<int64_t> sizes;
@@ -41,7 +55,7 @@ Tensor concat(const std::vector<Tensor>& xs, int dim) {
         l.strides[0][d] = dst.strides()[d];
         l.strides[1][d] = t.strides()[d];
       }
-      kernels::cpu::strided_copy(dst.raw_data(), t.raw_data(), l, dtype_size(t.dtype()));
+      STGS_KERNEL(t.device(), strided_copy, dst.raw_data(), t.raw_data(), l, dtype_size(t.dtype()));
       sizes.push_back(len);
       at += len;
     }
@@ -92,7 +106,6 @@ std::vector<Tensor> chunk(const Tensor& x, int chunks, int dim) {
 Tensor gather(const Tensor& x, int dim, const Tensor& index) {
   detail::check_float("gather", x);
   detail::check_defined("gather", index);
-  detail::require_cpu("gather", x);
   dim = wrap_dim("gather", dim, x.dim());
   STGS_CHECK(index.dtype() == DType::I64, "gather: index must be I64, got ", index.str());
   STGS_CHECK(index.dim() == x.dim(), "gather: index ", index.str(), " must have the rank of input ", x.str());
@@ -105,18 +118,18 @@ Tensor gather(const Tensor& x, int dim, const Tensor& index) {
   const int64_t k = index.shape()[dim];
   int64_t bad = -1;
   STGS_DISPATCH_FLOAT(x.dtype(), "gather",
-                      bad = kernels::cpu::gather_dim<T>(y.data<T>(), xc.data<T>(), ic.data<int64_t>(), s.outer, s.n,
-                                                        k, s.inner));
-  STGS_CHECK(bad < 0, "gather: index value ", (bad < 0 ? 0 : ic.data<int64_t>()[bad]), " at flat position ", bad,
-             " is outside [0, ", s.n, ") for dimension ", dim, " of ", x.str());
+                      bad = gather_kernel<T>(x.device(), y.data<T>(), xc.data<T>(), ic.data<int64_t>(), s.outer, s.n,
+                                             k, s.inner));
+  STGS_CHECK(bad < 0, "gather: index value ", (bad < 0 ? 0 : ic.to(Device::cpu()).data<int64_t>()[bad]),
+             " at flat position ", bad, " is outside [0, ", s.n, ") for dimension ", dim, " of ", x.str());
   if (any_requires_grad({&x})) {
     const Shape source = x.shape();
     record("gather", y, {&x}, [source, ic, s, k](const Tensor& g, GradInputs& gi) {
       Tensor gc = g.contiguous();
       Tensor dx = zeros(source, g.dtype(), g.device());
       STGS_DISPATCH_FLOAT(g.dtype(), "gather backward",
-                          kernels::cpu::scatter_add_dim<T>(dx.data<T>(), gc.data<T>(), ic.data<int64_t>(), s.outer,
-                                                           s.n, k, s.inner));
+                          STGS_KERNEL(g.device(), scatter_add_dim<T>, dx.data<T>(), gc.data<T>(),
+                                      ic.data<int64_t>(), s.outer, s.n, k, s.inner));
       gi.set(0, dx);
     });
   }

@@ -1,0 +1,79 @@
+// Shared pieces of the CUDA kernels: launch geometry, warp/block reductions, strided index walks.
+// defines: kThreads, blocks_for, warp_sum, warp_max, block_sum, block_max, strided_offset
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/check.h"
+#include "kernels/cuda/check.cuh"
+#include "kernels/strided.h"
+
+namespace stgs::kernels::cuda {
+
+constexpr int kThreads = 256;
+
+// Blocks for a grid-stride loop over n elements: enough to fill the GPU (a few waves of 256-thread
+// blocks), never more than the work needs.
+inline unsigned blocks_for(int64_t n, int threads = kThreads) {
+  const int64_t needed = (n + threads - 1) / threads;
+  const int64_t cap = 132 * 32;  // 132 SMs (H100 SXM) x 32 blocks: saturates any current GPU
+  return unsigned(needed < 1 ? 1 : (needed < cap ? needed : cap));
+}
+
+template <class T>
+__device__ __forceinline__ T warp_sum(T v) {
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+template <class T>
+__device__ __forceinline__ T warp_max(T v) {
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    const T o = __shfl_xor_sync(0xffffffffu, v, offset);
+    v = o > v ? o : v;
+  }
+  return v;
+}
+
+// Sum over the whole block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
+// The tree is fixed, so the result does not depend on scheduling.
+template <class T>
+__device__ T block_sum(T v) {
+  __shared__ T partial[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // partial[] may still be read by a previous call
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  const int warps = (blockDim.x + 31) >> 5;
+  v = lane < warps ? partial[lane] : T(0);
+  return warp_sum(v);
+}
+
+template <class T>
+__device__ T block_max(T v, T lowest) {
+  __shared__ T partial[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  const int warps = (blockDim.x + 31) >> 5;
+  v = lane < warps ? partial[lane] : lowest;
+  return warp_max(v);
+}
+
+// Element offset of operand k for the row-major output index i of a StridedLayout.
+__device__ __forceinline__ int64_t strided_offset(const StridedLayout& l, int k, int64_t i) {
+  int64_t off = 0;
+  for (int d = l.ndim - 1; d >= 0; --d) {
+    const int64_t size = l.sizes[d];
+    off += (i % size) * l.strides[k][d];
+    i /= size;
+  }
+  return off;
+}
+
+}  // namespace stgs::kernels::cuda

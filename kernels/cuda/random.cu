@@ -1,0 +1,128 @@
+// CUDA twins of kernels/random.h: Philox uniform and normal fills, dropout forward and backward.
+// defines: cuda::uniform_fill, cuda::normal_fill, cuda::dropout_fwd, cuda::dropout_bwd
+//
+// The counters are those of the CPU versions (element i uses counter offset + i; normal value i uses
+// Philox block offset / 4 + i), so uniform draws and dropout masks are bit-identical to the CPU and
+// normal draws differ only by the last bits of the GPU's logf/cosf.
+//
+// Napkin math: one Philox4x32-10 block is ~10 x (2 wide multiplies + 4 xors/adds), about 80 integer
+// instructions for four 32-bit draws. uniform_fill and dropout use all four lanes of a block (one thread
+// per block, 4 elements), so ~20 instructions per element against 4 (fill) or 8 (dropout, F32) bytes:
+// near bandwidth-bound on an H100. normal_fill spends a whole block plus logf/cosf/sqrtf per value,
+// ~100 instructions per 4-byte output, so it is compute-bound at roughly a third of peak bandwidth;
+// it only initialises weights, so that is fine.
+#include "kernels/cuda/common.cuh"
+#include "kernels/philox.h"
+#include "kernels/random.h"
+
+namespace stgs::kernels::cuda {
+namespace {
+
+// philox_uniform's conversion of one 32-bit draw to (0, 1).
+template <class T>
+__device__ __forceinline__ T uniform_of(uint32_t bits) {
+  if constexpr (sizeof(T) == 4) {
+    return uniform_from_bits_f32(bits);
+  } else {
+    return T(uniform_from_bits_f64(bits));
+  }
+}
+
+// mean + scale * v and lo + (hi - lo) * u with the product rounded on its own: nvcc contracts a * b + c
+// into one fma, the CPU reference (GCC, -std=c++20: no contraction) does not, and the draws would
+// differ in the last bit.
+__device__ __forceinline__ float mul_add_rn(float a, float b, float c) { return __fadd_rn(__fmul_rn(a, b), c); }
+__device__ __forceinline__ double mul_add_rn(double a, double b, double c) { return __dadd_rn(__dmul_rn(a, b), c); }
+
+// philox.h's uniform_in_range with the uncontracted product (see mul_add_rn).
+template <class T>
+__device__ __forceinline__ T uniform_in_range_rn(T u, T lo, T hi) {
+  const T v = mul_add_rn(hi - lo, u, lo);
+  if constexpr (sizeof(T) == 4) {
+    return v <= lo ? ::nextafterf(lo, hi) : v >= hi ? ::nextafterf(hi, lo) : v;
+  } else {
+    return v <= lo ? ::nextafter(lo, hi) : v >= hi ? ::nextafter(hi, lo) : v;
+  }
+}
+
+// Threads walk Philox blocks: block b = offset / 4 + j holds counters 4b .. 4b + 3, i.e. elements
+// i = 4j + lane - offset % 4, of which those in [0, n) are used. Blocks for n elements from offset:
+__host__ __device__ int64_t philox_blocks(int64_t n, uint64_t offset) { return int64_t(((offset & 3) + uint64_t(n) + 3) / 4); }
+
+template <class T>
+__global__ void uniform_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, T lo, T hi) {
+  const int64_t blocks = philox_blocks(n, offset);
+  const int64_t skew = int64_t(offset & 3);
+  for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < blocks; j += int64_t(gridDim.x) * blockDim.x) {
+    const Philox4 r = philox_block(seed, offset / 4 + uint64_t(j));
+#pragma unroll
+    for (int lane = 0; lane < 4; ++lane) {
+      const int64_t i = 4 * j + lane - skew;
+      if (i >= 0 && i < n) out[i] = uniform_in_range_rn(uniform_of<T>(r.v[lane]), lo, hi);
+    }
+  }
+}
+
+template <class T>
+__global__ void normal_kernel(T* out, int64_t n, uint64_t seed, uint64_t first_block, T mean, T std) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = mul_add_rn(std, philox_normal<T>(seed, first_block + uint64_t(i)), mean);
+}
+
+// y = u >= p ? x * scale : 0 (scale = 1 / (1 - p) computed on the host, as on the CPU).
+template <class T>
+__global__ void dropout_kernel(T* y, const T* x, int64_t n, T p, T scale, uint64_t seed, uint64_t offset) {
+  const int64_t blocks = philox_blocks(n, offset);
+  const int64_t skew = int64_t(offset & 3);
+  for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < blocks; j += int64_t(gridDim.x) * blockDim.x) {
+    const Philox4 r = philox_block(seed, offset / 4 + uint64_t(j));
+#pragma unroll
+    for (int lane = 0; lane < 4; ++lane) {
+      const int64_t i = 4 * j + lane - skew;
+      if (i >= 0 && i < n) y[i] = uniform_of<T>(r.v[lane]) >= p ? x[i] * scale : T(0);
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+void uniform_fill(T* out, int64_t n, uint64_t seed, uint64_t offset, T lo, T hi, Stream stream) {
+  cudaStream_t s = stream;
+  if (n == 0) return;
+  uniform_kernel<<<blocks_for(philox_blocks(n, offset)), kThreads, 0, s>>>(out, n, seed, offset, lo, hi);
+  CUDA_CHECK_LAUNCH();
+}
+
+template <class T>
+void normal_fill(T* out, int64_t n, uint64_t seed, uint64_t offset, T mean, T std, Stream stream) {
+  cudaStream_t s = stream;
+  if (n == 0) return;
+  normal_kernel<<<blocks_for(n), kThreads, 0, s>>>(out, n, seed, offset / 4, mean, std);
+  CUDA_CHECK_LAUNCH();
+}
+
+template <class T>
+void dropout_fwd(T* y, const T* x, int64_t n, T p, uint64_t seed, uint64_t offset, Stream stream) {
+  cudaStream_t s = stream;
+  if (n == 0) return;
+  const T scale = T(1) / (T(1) - p);
+  dropout_kernel<<<blocks_for(philox_blocks(n, offset)), kThreads, 0, s>>>(y, x, n, p, scale, seed, offset);
+  CUDA_CHECK_LAUNCH();
+}
+
+template <class T>
+void dropout_bwd(T* dx, const T* dy, int64_t n, T p, uint64_t seed, uint64_t offset, Stream stream) {
+  dropout_fwd(dx, dy, n, p, seed, offset, stream);  // the same mask and scale apply to the gradient
+}
+
+#define STGS_INSTANTIATE(T)                                                            \
+  template void uniform_fill<T>(T*, int64_t, uint64_t, uint64_t, T, T, Stream);        \
+  template void normal_fill<T>(T*, int64_t, uint64_t, uint64_t, T, T, Stream);         \
+  template void dropout_fwd<T>(T*, const T*, int64_t, T, uint64_t, uint64_t, Stream); \
+  template void dropout_bwd<T>(T*, const T*, int64_t, T, uint64_t, uint64_t, Stream);
+STGS_INSTANTIATE(float)
+STGS_INSTANTIATE(double)
+#undef STGS_INSTANTIATE
+
+}  // namespace stgs::kernels::cuda
