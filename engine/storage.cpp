@@ -106,7 +106,17 @@ Allocator& allocator_for(Device device) {
   return cuda_rt::allocator(device.index);
 }
 
-Storage::Storage(size_t n, Device d) : nbytes(n), device(d) { data = allocator_for(d).allocate(n); }
+namespace {
+std::atomic<bool> g_poison{false};
+}  // namespace
+
+void set_poison_allocations(bool on) { g_poison = on; }
+bool poison_allocations() { return g_poison.load(std::memory_order_relaxed); }
+
+Storage::Storage(size_t n, Device d) : nbytes(n), device(d) {
+  data = allocator_for(d).allocate(n);
+  if (d.is_cpu() && poison_allocations()) std::memset(data, 0xFF, n);  // CUDA blocks: in their allocator
+}
 
 Storage::~Storage() { allocator_for(device).deallocate(data, nbytes); }
 

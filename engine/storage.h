@@ -43,6 +43,11 @@ struct Storage {
   Storage& operator=(const Storage&) = delete;
 };
 
+// Test switch: while on, every new block is filled with 0xFF bytes (NaN for floats), so a kernel that
+// leaves part of its output unwritten shows up in a comparison. Off by default.
+void set_poison_allocations(bool on);
+bool poison_allocations();
+
 // Copies nbytes between any two devices (host<->device, device<->device, host<->host).
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
 

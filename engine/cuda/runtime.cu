@@ -46,10 +46,9 @@ class CudaPoolAllocator final : public Allocator {
  public:
   explicit CudaPoolAllocator(int device) : device_(device), stream_(context(device).stream) {
     CUDA_CHECK(cudaSetDevice(device_));
-    cudaMemPool_t pool;
-    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_));
+    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool_, device_));
     uint64_t keep_all = UINT64_MAX;
-    CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep_all));
+    CUDA_CHECK(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &keep_all));
   }
 
   void* allocate(size_t nbytes) override {
@@ -63,8 +62,16 @@ class CudaPoolAllocator final : public Allocator {
       STGS_FAIL("out of GPU memory on cuda:", device_, ": requested ", nbytes, " bytes, ", free_bytes, " of ", total,
                 " bytes free (", cudaGetErrorString(err), ")");
     }
-    ++requests_;
     bytes_in_use_ += nbytes;
+    // A request the pool could not serve from memory it already holds made it grow: that is the
+    // driver allocation (cudaMalloc) a steady-state step must not do.
+    uint64_t reserved = 0;
+    CUDA_CHECK(cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &reserved));
+    if (reserved > reserved_seen_) {
+      reserved_seen_ = reserved;
+      ++growths_;
+    }
+    if (poison_allocations()) CUDA_CHECK(cudaMemsetAsync(p, 0xFF, nbytes, stream_));
     return p;
   }
 
@@ -75,31 +82,31 @@ class CudaPoolAllocator final : public Allocator {
     bytes_in_use_ -= nbytes;
   }
 
-  // system_allocations counts requests to the pool; whether the pool had to grow is visible in
-  // cudaMemPoolAttrReservedMemCurrent, which bytes_cached reports as reserved minus in use.
+  // system_allocations counts the times the pool grew (driver allocations); bytes_cached is the pool's
+  // reserved memory not handed out.
   AllocatorStats stats() const override {
     AllocatorStats s;
-    s.system_allocations = requests_.load();
+    s.system_allocations = growths_.load();
     s.bytes_in_use = bytes_in_use_.load();
-    cudaMemPool_t pool;
     uint64_t reserved = 0;
-    if (cudaDeviceGetDefaultMemPool(&pool, device_) == cudaSuccess &&
-        cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved) == cudaSuccess)
+    if (cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &reserved) == cudaSuccess)
       s.bytes_cached = reserved > s.bytes_in_use ? size_t(reserved) - s.bytes_in_use : 0;
     return s;
   }
 
   void empty_cache() override {
-    cudaMemPool_t pool;
-    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
-    CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+    CUDA_CHECK(cudaMemPoolTrimTo(pool_, 0));
+    uint64_t reserved = 0;
+    CUDA_CHECK(cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &reserved));
+    reserved_seen_ = reserved;
   }
 
  private:
   int device_;
   cudaStream_t stream_;
-  std::atomic<uint64_t> requests_{0};
+  cudaMemPool_t pool_ = nullptr;
+  std::atomic<uint64_t> reserved_seen_{0}, growths_{0};
   std::atomic<size_t> bytes_in_use_{0};
 };
 
