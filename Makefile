@@ -67,7 +67,7 @@ TESTS := $(BUILD)/stgs_tests
 BENCH := $(BUILD)/stgs_bench
 
 # ---- targets --------------------------------------------------------------------------------------
-.PHONY: all lib test asan bench deps clean help
+.PHONY: all lib test asan bench deps gpu-check gpu-deps clean help
 all: $(STGS) $(TESTS) $(BENCH)
 lib: $(LIB)
 
@@ -89,7 +89,7 @@ $(STGS): $(call obj,apps/stgs.cpp) $(LIB)
 $(TESTS): $(TEST_OBJ) $(LIB)
 	$(CXX) $(CXXFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BENCH): $(call obj,apps/bench.cpp) $(LIB)
+$(BENCH): $(call obj,apps/bench.cpp apps/bench_cuda.cpp) $(LIB)
 	$(CXX) $(CXXFLAGS) $^ -o $@ $(LDLIBS)
 
 # The suite prints "N passed, N failed, N skipped" last; extra arguments go through TEST_ARGS.
@@ -119,6 +119,16 @@ deps:
 	echo "installing: $$missing"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null
 
+# On a GPU machine: build for its architecture, test with CUDA, sanitize, benchmark; one log (.ci/gpu-check).
+gpu-check:
+	bash .ci/gpu-check
+
+# Debian packages for building on a GPU machine that has no network; carry .gpu-deps/ there.
+GPU_DEBS := catch2 libopenblas-dev libopenblas0 libopenblas0-pthread libopenblas-pthread-dev nlohmann-json3-dev libgfortran5
+gpu-deps:
+	@mkdir -p .gpu-deps && cd .gpu-deps && apt-get download -qq $(GPU_DEBS) 2>/dev/null
+	@ls .gpu-deps
+
 clean:
 	rm -rf build
 
@@ -128,6 +138,8 @@ help:
 	@echo "make asan      run the CPU suite under AddressSanitizer + UBSan"
 	@echo "make bench     kernel microbenchmarks (BENCH_ARGS for options)"
 	@echo "make deps      install the Debian packages the project needs"
+	@echo "make gpu-check on a GPU machine: build, test with CUDA, compute-sanitizer, bench; one log"
+	@echo "make gpu-deps  fetch the build's Debian packages into .gpu-deps/ for a GPU machine without network"
 	@echo "make CUDA=0    CPU-only build in build/cpu;  CUDA_ARCH=sm_90 picks the GPU architecture"
 
--include $(patsubst %.o,%.d,$(LIB_OBJ) $(TEST_OBJ) $(call obj,apps/stgs.cpp apps/bench.cpp))
+-include $(patsubst %.o,%.d,$(LIB_OBJ) $(TEST_OBJ) $(call obj,apps/stgs.cpp apps/bench.cpp apps/bench_cuda.cpp))

@@ -7,6 +7,7 @@
 //   overhead    one 1-element add with autograd recording, in ns per op
 // Napkin math is beside each formula. Targets come from the engine-core issue: matmul >= 95% of OpenBLAS,
 // elementwise >= 70% of copy bandwidth, per-op overhead <= 1000 ns.
+// The CUDA section (apps/bench_cuda.cpp) follows the CPU one; its rows count toward the final total.
 #include <cblas.h>
 #include <omp.h>
 
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/bench_cuda.h"
 #include "engine/ops.h"
 #include "engine/version.h"
 
@@ -123,12 +125,19 @@ void bench_overhead(int iters) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
+  bool quick = false, cpu = true, cuda = true;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) {
       quick = true;
+    } else if (!std::strcmp(argv[i], "--cpu-only")) {
+      cuda = false;
+    } else if (!std::strcmp(argv[i], "--cuda-only")) {
+      cpu = false;
     } else if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      std::printf("usage: stgs_bench [--quick]\n  --quick  fewer repetitions (a smoke run, noisier numbers)\n");
+      std::printf("usage: stgs_bench [--quick] [--cpu-only | --cuda-only]\n"
+                  "  --quick      fewer repetitions (a smoke run, noisier numbers)\n"
+                  "  --cpu-only   skip the CUDA section\n"
+                  "  --cuda-only  skip the CPU section\n");
       return 0;
     } else {
       std::fprintf(stderr, "stgs_bench: unknown option '%s' (try --help)\n", argv[i]);
@@ -138,11 +147,15 @@ int main(int argc, char** argv) {
   std::printf("stgs %s kernel benchmarks\n", kVersion);
   std::printf("device: %s, %d OpenMP threads; OpenBLAS core %s, %d threads\n\n", cpu_name().c_str(),
               omp_get_max_threads(), openblas_get_corename(), openblas_get_num_threads());
-  std::printf("== CPU ==\n");
-  bench_matmul(1024, quick ? 3 : 15);
-  bench_matmul(2048, quick ? 2 : 7);
-  bench_elementwise(int64_t(16) << 20, quick ? 3 : 15);
-  bench_overhead(quick ? 20000 : 200000);
+  if (cpu) {
+    std::printf("== CPU ==\n");
+    bench_matmul(1024, quick ? 3 : 15);
+    bench_matmul(2048, quick ? 2 : 7);
+    bench_elementwise(int64_t(16) << 20, quick ? 3 : 15);
+    bench_overhead(quick ? 20000 : 200000);
+    std::printf("\n");
+  }
+  if (cuda) g_failed_targets += run_cuda_benchmarks(quick);
   std::printf("\n%d row(s) below target\n", g_failed_targets);
   return 0;
 }

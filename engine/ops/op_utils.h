@@ -1,5 +1,5 @@
 // Helpers shared by the op implementations (not a public header).
-// defines: STGS_DISPATCH_FLOAT, STGS_KERNEL, check_float, check_same, require_cpu, broadcast_layout, DimSplit,
+// defines: STGS_DISPATCH_FLOAT, STGS_KERNEL, check_float, check_same, broadcast_layout, DimSplit,
 //          split_at
 #pragma once
 
@@ -67,11 +67,6 @@ inline void check_same(const char* op, std::initializer_list<const Tensor*> ts) 
     STGS_CHECK(t->dtype() == first.dtype(), op, ": dtype mismatch, ", first.str(), " vs ", t->str());
     STGS_CHECK(t->device() == first.device(), op, ": device mismatch, ", first.str(), " vs ", t->str());
   }
-}
-
-// For the few CPU-only paths left (optimizer updates until their fused CUDA kernels land).
-inline void require_cpu(const char* op, const Tensor& t) {
-  STGS_CHECK(t.device().is_cpu(), op, " on ", t.device().str(), ": this op has no CUDA kernel yet (", t.str(), ")");
 }
 
 // Layout for an output of shape `out` reading up to three operands broadcast to it (strides 0 there).

@@ -31,6 +31,7 @@ class Adam : public Optimizer {
 
  private:
   void update(const ParamGroup& group, const Tensor& param, const Tensor& grad, ParamState& state) override;
+  void update_cuda(const ParamGroup& group, std::vector<CudaUpdate>& items) override;
   AdamOptions options_;
 };
 

@@ -44,23 +44,52 @@ void Optimizer::zero_grad() {
 
 void Optimizer::step() {
   NoGradGuard no_grad;
+  // Check every parameter first, so that a bad one leaves all of them untouched.
+  std::vector<std::vector<Tensor>> grads(groups_.size());
+  const Tensor* first = nullptr;  // the first parameter with a gradient: its device is the optimizer's
   for (size_t g = 0; g < groups_.size(); ++g) {
     const ParamGroup& group = groups_[g];
+    grads[g].resize(group.params.size());
     for (size_t i = 0; i < group.params.size(); ++i) {
       const Tensor& p = group.params[i];
       Tensor grad = p.grad();
       if (!grad.defined()) continue;
-      STGS_CHECK(p.device().is_cpu() && grad.device().is_cpu(), name_, ": parameter ", g, ".", i, " (", p.str(),
-                 ") is on ", p.device().str(), ": no CUDA kernel yet");
       STGS_CHECK(p.is_contiguous(), name_, ": parameter ", g, ".", i, " (", p.str(), ") must be contiguous");
-      STGS_CHECK(grad.dtype() == p.dtype() && grad.shape() == p.shape(), name_, ": parameter ", g, ".", i, " is ",
-                 p.str(), " but its gradient is ", grad.str());
+      STGS_CHECK(grad.dtype() == p.dtype() && grad.shape() == p.shape() && grad.device() == p.device(), name_,
+                 ": parameter ", g, ".", i, " is ", p.str(), " but its gradient is ", grad.str());
+      if (first == nullptr) first = &p;
+      STGS_CHECK(p.device() == first->device(), name_, ": parameters on more than one device (", first->str(),
+                 " and parameter ", g, ".", i, " ", p.str(), "): use one optimizer per device");
+      for (const Tensor& b : state_[g][i].buffers)
+        STGS_CHECK(!b.defined() || b.device() == p.device(), name_, ": parameter ", g, ".", i, " (", p.str(),
+                   ") has optimizer state on ", b.device().str(),
+                   " (the parameter moved after its first update)");
+      grads[g][i] = grad.contiguous();
+    }
+  }
+  if (first == nullptr) return;
+  const bool cuda = first->device().is_cuda();
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    const ParamGroup& group = groups_[g];
+    std::vector<CudaUpdate> items;
+    for (size_t i = 0; i < group.params.size(); ++i) {
+      if (!grads[g][i].defined()) continue;
       ParamState& st = state_[g][i];
       st.buffers.resize(buffer_names_.size());
       ++st.step;
-      update(group, p, grad.contiguous(), st);
+      if (cuda) {
+        items.push_back({group.params[i], grads[g][i], &st});
+      } else {
+        update(group, group.params[i], grads[g][i], st);
+      }
     }
+    if (!items.empty()) update_cuda(group, items);
   }
+}
+
+void Optimizer::update_cuda(const ParamGroup& group, std::vector<CudaUpdate>& items) {
+  STGS_FAIL(name_, ": parameter ", items.front().param.str(), " is on ", items.front().param.device().str(),
+            ": this optimizer has no CUDA kernel");
 }
 
 Tensor Optimizer::zeros_like(const Tensor& param) { return zeros(param.shape(), param.dtype(), param.device()); }

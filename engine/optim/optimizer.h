@@ -3,8 +3,10 @@
 //
 // Each group has its own lr and weight decay (schedulers write the lr); other hyperparameters belong to
 // the concrete optimizer's options. Per-parameter state is a step count plus named tensors (momentum
-// buffer; Adam's moments), created on the parameter's first update. Updates run under NoGradGuard on the
-// raw data, CPU only for now.
+// buffer; Adam's moments), created on the parameter's first update, on the parameter's device. Updates run
+// under NoGradGuard on the raw data: on the CPU one parameter at a time, on CUDA one parameter group at a
+// time through fused multi-tensor kernels (kernels/optim.h). All parameters that get updated must be on
+// one device.
 #pragma once
 
 #include <optional>
@@ -38,7 +40,9 @@ class Optimizer {
 
   // Drops the gradient of every parameter.
   void zero_grad();
-  // One update of every parameter that has a gradient (parameters without one are skipped).
+  // One update of every parameter that has a gradient (parameters without one are skipped). All of them
+  // are checked first (contiguous, gradient of the same dtype/shape/device, one device for the whole
+  // optimizer), so a failed check throws before anything is updated.
   void step();
 
   // Keys: "param_groups.<g>.lr", "param_groups.<g>.weight_decay" (F64 scalars), and for every parameter
@@ -58,8 +62,19 @@ class Optimizer {
 
   Optimizer(std::string name, double default_lr, double default_weight_decay, std::vector<std::string> buffer_names);
 
-  // Updates one parameter whose gradient is defined; grad is contiguous, same dtype/shape as param.
+  // One CUDA parameter to update: its contiguous gradient (same dtype/shape) and its state, whose step
+  // already counts this update and whose buffers are sized like buffer_names().
+  struct CudaUpdate {
+    Tensor param;
+    Tensor grad;
+    ParamState* state;
+  };
+
+  // Updates one CPU parameter whose gradient is defined; grad is contiguous, same dtype/shape as param.
   virtual void update(const ParamGroup& group, const Tensor& param, const Tensor& grad, ParamState& state) = 0;
+  // Updates the parameters of one group that have a gradient, all on the same CUDA device (dtypes and
+  // steps may differ). The default throws.
+  virtual void update_cuda(const ParamGroup& group, std::vector<CudaUpdate>& items);
   // A zero tensor shaped like param (for lazily created buffers).
   static Tensor zeros_like(const Tensor& param);
 

@@ -26,6 +26,7 @@ class SGD : public Optimizer {
 
  private:
   void update(const ParamGroup& group, const Tensor& param, const Tensor& grad, ParamState& state) override;
+  void update_cuda(const ParamGroup& group, std::vector<CudaUpdate>& items) override;
   SGDOptions options_;
 };
 
