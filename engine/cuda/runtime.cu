@@ -156,7 +156,12 @@ void copy(void* dst, Device dst_device, const void* src, Device src_device, size
 
 void synchronize(int device) { CUDA_CHECK(cudaStreamSynchronize(context(device).stream)); }
 
-kernels::Stream stream(int device) { return context(device).stream; }
+// Launches go to the current device, so it is made the stream's device first (a no-op when it already is).
+kernels::Stream stream(int device) {
+  Context& ctx = context(device);
+  CUDA_CHECK(cudaSetDevice(device));
+  return ctx.stream;
+}
 kernels::BlasHandle blas(int device) { return context(device).blas; }
 
 bool allow_tf32() {
