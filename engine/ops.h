@@ -7,6 +7,7 @@
 // Floating ops take F32 or F64; all inputs of one op share dtype and device.
 #pragma once
 
+#include <array>
 #include <vector>
 
 #include "engine/autograd.h"
@@ -100,5 +101,33 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
 std::vector<Tensor> chunk(const Tensor& x, int chunks, int dim);                         // views
 // out[..., j, ...] = x[..., index[..., j, ...], ...] along dim; index (I64) matches x on every other dim.
 Tensor gather(const Tensor& x, int dim, const Tensor& index);
+
+
+// ---- convolution, batch norm, pooling (NCHW; CPU kernels, CUDA/cuDNN twins pending) ------------------
+using Pair = std::array<int64_t, 2>;  // (height, width)
+
+// x: (N, C_in, H, W), weight: (C_out, C_in / groups, kH, kW), bias: (C_out) or undefined
+// -> (N, C_out, H_out, W_out), H_out = (H + 2 pad - dilation (kH - 1) - 1) / stride + 1.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride = {1, 1}, Pair padding = {0, 0},
+              Pair dilation = {1, 1}, int64_t groups = 1);
+// x: (N, C_in, L), weight: (C_out, C_in / groups, k), bias: (C_out) or undefined -> (N, C_out, L_out).
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride = 1, int64_t padding = 0,
+              int64_t dilation = 1, int64_t groups = 1);
+
+// Batch norm over dim 1 of x: (N, C), (N, C, L) or (N, C, H, W); weight/bias: (C) or undefined.
+// Training: normalises with the batch statistics (biased variance) and, when running_mean/running_var are
+// defined, updates them in place: r = (1 - momentum) r + momentum * stat, with the unbiased variance.
+// Eval: normalises with running_mean/running_var.
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+
+// x: (N, C, H, W). Padding counts as -inf for max and (count_include_pad) as zeros for the average.
+Tensor max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding = {0, 0});
+Tensor avg_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding = {0, 0}, bool count_include_pad = true);
+// Adaptive pooling to a fixed output size; bin i of n covers [floor(i n_in / n), ceil((i + 1) n_in / n)).
+Tensor adaptive_avg_pool2d(const Tensor& x, Pair output_size);
+Tensor adaptive_max_pool2d(const Tensor& x, Pair output_size);
+Tensor adaptive_avg_pool1d(const Tensor& x, int64_t output_size);  // x: (N, C, L)
+Tensor adaptive_max_pool1d(const Tensor& x, int64_t output_size);
 
 }  // namespace stgs

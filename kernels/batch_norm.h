@@ -1,0 +1,40 @@
+// Batch normalisation over dim 1 of x viewed as (N, C, S): S is the spatial size (H * W, L, or 1).
+// defines: cpu::batch_norm_fwd_train, cpu::batch_norm_fwd_eval, cpu::batch_norm_bwd
+#pragma once
+
+#include <cstdint>
+
+
+namespace stgs::kernels::cpu {
+
+// Element (n, c, s) of x, y, dy, dx sits at (n * C + c) * S + s. Per channel c, over the M = N * S
+// elements of that channel:
+//   mean = sum(x) / M,  var = sum((x - mean)^2) / M (biased),  invstd = 1 / sqrt(var + eps)
+//   y = (x - mean) * invstd * gamma + beta
+// Sums run in a fixed order (n, then s) with a double accumulator, so results do not depend on the
+// thread count.
+
+// Training forward. y: (N, C, S); save_mean, save_invstd: (C), written (kept for backward).
+// gamma, beta: (C) or null (gamma 1, beta 0). running_mean, running_var: (C) or null; when non-null they
+// are updated in place: r = (1 - momentum) r + momentum * stat, running_var with the unbiased variance
+// var * M / (M - 1). Requires M >= 2 (the op checks).
+template <class T>
+void batch_norm_fwd_train(T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var, const T* x,
+                          const T* gamma, const T* beta, int64_t N, int64_t C, int64_t S, T momentum, T eps);
+
+// Eval forward with the running statistics: mean = running_mean, invstd = 1 / sqrt(running_var + eps).
+// y: (N, C, S); save_mean, save_invstd: (C), written (the statistics used, kept for backward).
+template <class T>
+void batch_norm_fwd_eval(T* y, T* save_mean, T* save_invstd, const T* x, const T* gamma, const T* beta,
+                         const T* running_mean, const T* running_var, int64_t N, int64_t C, int64_t S, T eps);
+
+// Backward. dx: (N, C, S); dgamma, dbeta: (C); each written when non-null. mean, invstd: (C) from the
+// forward. With xhat = (x - mean) * invstd, g = gamma (1 when null), sums over the M elements of a channel:
+//   dbeta = sum(dy),  dgamma = sum(dy * xhat)
+//   training (mean and invstd depend on x):  dx = g * invstd * (dy - dbeta / M - xhat * dgamma / M)
+//   eval (mean and invstd are constants):    dx = g * invstd * dy
+template <class T>
+void batch_norm_bwd(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean, const T* invstd,
+                    const T* gamma, int64_t N, int64_t C, int64_t S, bool training);
+
+}  // namespace stgs::kernels::cpu

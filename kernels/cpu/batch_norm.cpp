@@ -1,0 +1,124 @@
+// CPU reference: batch norm on x viewed as (N, C, S). Channels are independent and run in parallel;
+// each channel is summed by one thread in (n, s) order with a double accumulator, so every result is
+// bitwise the same for any thread count.
+#include "kernels/batch_norm.h"
+
+#include <cmath>
+
+namespace stgs::kernels::cpu {
+
+namespace {
+
+// Parallelise only when there is enough work to pay for the threads.
+constexpr int64_t kParallelMin = 32768;
+
+// y = (x - mean) * invstd * gamma + beta over one channel, as scale * x + shift.
+template <class T>
+void normalise_channel(T* y, const T* x, int64_t N, int64_t C, int64_t S, int64_t c, double mean, double invstd,
+                       const T* gamma, const T* beta) {
+  const double scale = invstd * (gamma ? double(gamma[c]) : 1.0);
+  const double shift = (beta ? double(beta[c]) : 0.0) - mean * scale;
+  for (int64_t n = 0; n < N; ++n) {
+    const T* xp = x + (n * C + c) * S;
+    T* yp = y + (n * C + c) * S;
+    for (int64_t s = 0; s < S; ++s) yp[s] = T(double(xp[s]) * scale + shift);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void batch_norm_fwd_train(T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var, const T* x,
+                          const T* gamma, const T* beta, int64_t N, int64_t C, int64_t S, T momentum, T eps) {
+  const int64_t M = N * S;
+#pragma omp parallel for schedule(static) if (N * C * S > kParallelMin)
+  for (int64_t c = 0; c < C; ++c) {
+    double sum = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const T* xp = x + (n * C + c) * S;
+      for (int64_t s = 0; s < S; ++s) sum += double(xp[s]);
+    }
+    const double mean = sum / double(M);
+    double sq = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const T* xp = x + (n * C + c) * S;
+      for (int64_t s = 0; s < S; ++s) {
+        const double d = double(xp[s]) - mean;
+        sq += d * d;
+      }
+    }
+    const double var = sq / double(M);  // biased
+    const double invstd = 1.0 / std::sqrt(var + double(eps));
+    save_mean[c] = T(mean);
+    save_invstd[c] = T(invstd);
+    const double mom = double(momentum);
+    if (running_mean) running_mean[c] = T((1.0 - mom) * double(running_mean[c]) + mom * mean);
+    if (running_var) {
+      const double unbiased = M > 1 ? var * double(M) / double(M - 1) : var;
+      running_var[c] = T((1.0 - mom) * double(running_var[c]) + mom * unbiased);
+    }
+    normalise_channel(y, x, N, C, S, c, mean, invstd, gamma, beta);
+  }
+}
+
+template <class T>
+void batch_norm_fwd_eval(T* y, T* save_mean, T* save_invstd, const T* x, const T* gamma, const T* beta,
+                         const T* running_mean, const T* running_var, int64_t N, int64_t C, int64_t S, T eps) {
+#pragma omp parallel for schedule(static) if (N * C * S > kParallelMin)
+  for (int64_t c = 0; c < C; ++c) {
+    const double mean = double(running_mean[c]);
+    const double invstd = 1.0 / std::sqrt(double(running_var[c]) + double(eps));
+    save_mean[c] = T(mean);
+    save_invstd[c] = T(invstd);
+    normalise_channel(y, x, N, C, S, c, mean, invstd, gamma, beta);
+  }
+}
+
+template <class T>
+void batch_norm_bwd(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean, const T* invstd,
+                    const T* gamma, int64_t N, int64_t C, int64_t S, bool training) {
+  const int64_t M = N * S;
+#pragma omp parallel for schedule(static) if (N * C * S > kParallelMin)
+  for (int64_t c = 0; c < C; ++c) {
+    const double mu = double(mean[c]), rs = double(invstd[c]);
+    double sum_dy = 0, sum_dy_xhat = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const T* xp = x + (n * C + c) * S;
+      const T* dyp = dy + (n * C + c) * S;
+      for (int64_t s = 0; s < S; ++s) {
+        sum_dy += double(dyp[s]);
+        sum_dy_xhat += double(dyp[s]) * (double(xp[s]) - mu) * rs;
+      }
+    }
+    if (dbeta) dbeta[c] = T(sum_dy);
+    if (dgamma) dgamma[c] = T(sum_dy_xhat);
+    if (!dx) continue;
+    const double scale = rs * (gamma ? double(gamma[c]) : 1.0);
+    const double mean_dy = training && M > 0 ? sum_dy / double(M) : 0.0;
+    const double mean_dy_xhat = training && M > 0 ? sum_dy_xhat / double(M) : 0.0;
+    for (int64_t n = 0; n < N; ++n) {
+      const T* xp = x + (n * C + c) * S;
+      const T* dyp = dy + (n * C + c) * S;
+      T* dxp = dx + (n * C + c) * S;
+      for (int64_t s = 0; s < S; ++s) {
+        const double xhat = (double(xp[s]) - mu) * rs;
+        dxp[s] = T(scale * (double(dyp[s]) - mean_dy - xhat * mean_dy_xhat));
+      }
+    }
+  }
+}
+
+template void batch_norm_fwd_train<float>(float*, float*, float*, float*, float*, const float*, const float*,
+                                          const float*, int64_t, int64_t, int64_t, float, float);
+template void batch_norm_fwd_train<double>(double*, double*, double*, double*, double*, const double*, const double*,
+                                           const double*, int64_t, int64_t, int64_t, double, double);
+template void batch_norm_fwd_eval<float>(float*, float*, float*, const float*, const float*, const float*,
+                                         const float*, const float*, int64_t, int64_t, int64_t, float);
+template void batch_norm_fwd_eval<double>(double*, double*, double*, const double*, const double*, const double*,
+                                          const double*, const double*, int64_t, int64_t, int64_t, double);
+template void batch_norm_bwd<float>(float*, float*, float*, const float*, const float*, const float*, const float*,
+                                    const float*, int64_t, int64_t, int64_t, bool);
+template void batch_norm_bwd<double>(double*, double*, double*, const double*, const double*, const double*,
+                                     const double*, const double*, int64_t, int64_t, int64_t, bool);
+
+}  // namespace stgs::kernels::cpu

@@ -1,0 +1,210 @@
+// CPU reference: window and adaptive pooling over (planes, H, W). One thread owns each plane, so the
+// backward scatters run in a fixed order and the results do not depend on the thread count.
+#include "kernels/pool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace stgs::kernels::cpu {
+namespace {
+
+// Runs body(p) for every plane; planes go to threads in static blocks.
+template <class Body>
+void for_each_plane(int64_t planes, int64_t work_per_plane, Body body) {
+#pragma omp parallel for schedule(static) if (planes > 1 && planes * work_per_plane > 32768)
+  for (int64_t p = 0; p < planes; ++p) body(p);
+}
+
+// Rectangle [h0, h1) x [w0, w1) of a plane, already clipped to it.
+struct Rect {
+  int64_t h0, h1, w0, w1;
+};
+
+// Window (oh, ow) of a window pool, clipped to the plane; `full` is its size counting padding.
+inline Rect window_rect(int64_t oh, int64_t ow, int64_t H, int64_t W, const PoolWindow& k, int64_t* full) {
+  int64_t h0 = oh * k.sh - k.ph, w0 = ow * k.sw - k.pw;
+  int64_t h1 = std::min(h0 + k.kh, H + k.ph), w1 = std::min(w0 + k.kw, W + k.pw);
+  if (full) *full = (h1 - h0) * (w1 - w0);
+  h0 = std::max<int64_t>(h0, 0);
+  w0 = std::max<int64_t>(w0, 0);
+  h1 = std::min(h1, H);
+  w1 = std::min(w1, W);
+  return {h0, h1, w0, w1};
+}
+
+inline Rect adaptive_rect(int64_t oh, int64_t ow, int64_t H, int64_t W, int64_t Ho, int64_t Wo) {
+  return {adaptive_begin(oh, Ho, H), adaptive_end(oh, Ho, H), adaptive_begin(ow, Wo, W), adaptive_end(ow, Wo, W)};
+}
+
+// Max over a rectangle of one plane: the first maximum, or the first NaN. Sets *arg to its flat index.
+template <class T>
+T rect_max(const T* xp, int64_t W, const Rect& r, int64_t* arg) {
+  T m = -std::numeric_limits<T>::infinity();
+  int64_t a = r.h0 * W + r.w0;
+  for (int64_t h = r.h0; h < r.h1; ++h) {
+    for (int64_t w = r.w0; w < r.w1; ++w) {
+      const T v = xp[h * W + w];
+      if (v > m || std::isnan(v)) {
+        m = v;
+        a = h * W + w;
+        if (std::isnan(v)) {
+          *arg = a;
+          return m;
+        }
+      }
+    }
+  }
+  *arg = a;
+  return m;
+}
+
+template <class T>
+T rect_sum(const T* xp, int64_t W, const Rect& r) {
+  T s = 0;
+  for (int64_t h = r.h0; h < r.h1; ++h)
+    for (int64_t w = r.w0; w < r.w1; ++w) s += xp[h * W + w];
+  return s;
+}
+
+template <class T>
+void rect_add(T* dxp, int64_t W, const Rect& r, T v) {
+  for (int64_t h = r.h0; h < r.h1; ++h)
+    for (int64_t w = r.w0; w < r.w1; ++w) dxp[h * W + w] += v;
+}
+
+// dx = 0, then dx[argmax] += dy, plane by plane.
+template <class T>
+void scatter_argmax(T* dx, const T* dy, const int64_t* argmax, int64_t planes, int64_t H, int64_t W, int64_t Ho,
+                    int64_t Wo) {
+  const int64_t in = H * W, out = Ho * Wo;
+  for_each_plane(planes, in + out, [&](int64_t p) {
+    T* dxp = dx + p * in;
+    const T* dyp = dy + p * out;
+    const int64_t* ap = argmax + p * out;
+    std::fill(dxp, dxp + in, T(0));
+    for (int64_t o = 0; o < out; ++o) dxp[ap[o]] += dyp[o];
+  });
+}
+
+}  // namespace
+
+template <class T>
+void max_pool2d_fwd(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, int64_t W, int64_t Ho,
+                    int64_t Wo, PoolWindow win) {
+  for_each_plane(planes, Ho * Wo * win.kh * win.kw, [&](int64_t p) {
+    const T* xp = x + p * H * W;
+    T* yp = y + p * Ho * Wo;
+    int64_t* ap = argmax + p * Ho * Wo;
+    for (int64_t oh = 0; oh < Ho; ++oh)
+      for (int64_t ow = 0; ow < Wo; ++ow)
+        yp[oh * Wo + ow] = rect_max(xp, W, window_rect(oh, ow, H, W, win, nullptr), &ap[oh * Wo + ow]);
+  });
+}
+
+template <class T>
+void max_pool2d_bwd(T* dx, const T* dy, const int64_t* argmax, int64_t planes, int64_t H, int64_t W, int64_t Ho,
+                    int64_t Wo, PoolWindow) {
+  scatter_argmax(dx, dy, argmax, planes, H, W, Ho, Wo);
+}
+
+template <class T>
+void avg_pool2d_fwd(T* y, const T* x, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo, PoolWindow win,
+                    bool count_include_pad) {
+  for_each_plane(planes, Ho * Wo * win.kh * win.kw, [&](int64_t p) {
+    const T* xp = x + p * H * W;
+    T* yp = y + p * Ho * Wo;
+    for (int64_t oh = 0; oh < Ho; ++oh) {
+      for (int64_t ow = 0; ow < Wo; ++ow) {
+        int64_t full = 0;
+        const Rect r = window_rect(oh, ow, H, W, win, &full);
+        const int64_t count = count_include_pad ? full : (r.h1 - r.h0) * (r.w1 - r.w0);
+        yp[oh * Wo + ow] = rect_sum(xp, W, r) / T(count);
+      }
+    }
+  });
+}
+
+template <class T>
+void avg_pool2d_bwd(T* dx, const T* dy, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo, PoolWindow win,
+                    bool count_include_pad) {
+  for_each_plane(planes, Ho * Wo * win.kh * win.kw, [&](int64_t p) {
+    T* dxp = dx + p * H * W;
+    const T* dyp = dy + p * Ho * Wo;
+    std::fill(dxp, dxp + H * W, T(0));
+    for (int64_t oh = 0; oh < Ho; ++oh) {
+      for (int64_t ow = 0; ow < Wo; ++ow) {
+        int64_t full = 0;
+        const Rect r = window_rect(oh, ow, H, W, win, &full);
+        const int64_t count = count_include_pad ? full : (r.h1 - r.h0) * (r.w1 - r.w0);
+        rect_add(dxp, W, r, dyp[oh * Wo + ow] / T(count));
+      }
+    }
+  });
+}
+
+template <class T>
+void adaptive_max_pool2d_fwd(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, int64_t W, int64_t Ho,
+                             int64_t Wo) {
+  for_each_plane(planes, H * W + Ho * Wo, [&](int64_t p) {
+    const T* xp = x + p * H * W;
+    T* yp = y + p * Ho * Wo;
+    int64_t* ap = argmax + p * Ho * Wo;
+    for (int64_t oh = 0; oh < Ho; ++oh)
+      for (int64_t ow = 0; ow < Wo; ++ow)
+        yp[oh * Wo + ow] = rect_max(xp, W, adaptive_rect(oh, ow, H, W, Ho, Wo), &ap[oh * Wo + ow]);
+  });
+}
+
+template <class T>
+void adaptive_max_pool2d_bwd(T* dx, const T* dy, const int64_t* argmax, int64_t planes, int64_t H, int64_t W,
+                             int64_t Ho, int64_t Wo) {
+  scatter_argmax(dx, dy, argmax, planes, H, W, Ho, Wo);
+}
+
+template <class T>
+void adaptive_avg_pool2d_fwd(T* y, const T* x, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo) {
+  for_each_plane(planes, H * W + Ho * Wo, [&](int64_t p) {
+    const T* xp = x + p * H * W;
+    T* yp = y + p * Ho * Wo;
+    for (int64_t oh = 0; oh < Ho; ++oh) {
+      for (int64_t ow = 0; ow < Wo; ++ow) {
+        const Rect r = adaptive_rect(oh, ow, H, W, Ho, Wo);
+        yp[oh * Wo + ow] = rect_sum(xp, W, r) / T((r.h1 - r.h0) * (r.w1 - r.w0));
+      }
+    }
+  });
+}
+
+template <class T>
+void adaptive_avg_pool2d_bwd(T* dx, const T* dy, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo) {
+  for_each_plane(planes, H * W + Ho * Wo, [&](int64_t p) {
+    T* dxp = dx + p * H * W;
+    const T* dyp = dy + p * Ho * Wo;
+    std::fill(dxp, dxp + H * W, T(0));
+    for (int64_t oh = 0; oh < Ho; ++oh) {
+      for (int64_t ow = 0; ow < Wo; ++ow) {
+        const Rect r = adaptive_rect(oh, ow, H, W, Ho, Wo);
+        rect_add(dxp, W, r, dyp[oh * Wo + ow] / T((r.h1 - r.h0) * (r.w1 - r.w0)));
+      }
+    }
+  });
+}
+
+#define STGS_INSTANTIATE(T)                                                                                       \
+  template void max_pool2d_fwd<T>(T*, int64_t*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t,            \
+                                  PoolWindow);                                                                    \
+  template void max_pool2d_bwd<T>(T*, const T*, const int64_t*, int64_t, int64_t, int64_t, int64_t, int64_t,      \
+                                  PoolWindow);                                                                    \
+  template void avg_pool2d_fwd<T>(T*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t, PoolWindow, bool);   \
+  template void avg_pool2d_bwd<T>(T*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t, PoolWindow, bool);   \
+  template void adaptive_max_pool2d_fwd<T>(T*, int64_t*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t);  \
+  template void adaptive_max_pool2d_bwd<T>(T*, const T*, const int64_t*, int64_t, int64_t, int64_t, int64_t,      \
+                                           int64_t);                                                              \
+  template void adaptive_avg_pool2d_fwd<T>(T*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t);            \
+  template void adaptive_avg_pool2d_bwd<T>(T*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t);
+STGS_INSTANTIATE(float)
+STGS_INSTANTIATE(double)
+#undef STGS_INSTANTIATE
+
+}  // namespace stgs::kernels::cpu

@@ -1,0 +1,258 @@
+// conv2d / conv1d: forward values against a naive direct convolution, F64 gradient checks over strides,
+// paddings, dilations and groups, im2col/col2im adjointness, and the validation messages.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernels/conv.h"
+#include "tests/gradcheck.h"
+
+using namespace stgs;
+using stgs::testing::gradcheck;
+using stgs::testing::normal64;
+using V = std::vector<Tensor>;
+
+namespace {
+
+struct Case {
+  int64_t N, C_in, H, W, C_out, kH, kW;
+  Pair stride, padding, dilation;
+  int64_t groups;
+  bool bias;
+
+  std::string str() const {
+    std::ostringstream o;
+    o << "N" << N << " Cin" << C_in << " " << H << "x" << W << " Cout" << C_out << " k" << kH << "x" << kW << " s"
+      << stride[0] << "," << stride[1] << " p" << padding[0] << "," << padding[1] << " d" << dilation[0] << ","
+      << dilation[1] << " g" << groups << (bias ? " bias" : " nobias");
+    return o.str();
+  }
+};
+
+const std::vector<Case> kCases = {
+    {2, 3, 7, 5, 4, 3, 3, {1, 1}, {0, 0}, {1, 1}, 1, true},   // plain
+    {2, 3, 7, 5, 4, 3, 3, {2, 2}, {1, 1}, {1, 1}, 1, true},   // stride 2, padding 1
+    {2, 3, 7, 5, 2, 3, 3, {1, 1}, {1, 1}, {2, 2}, 1, false},  // dilation 2
+    {2, 4, 7, 5, 6, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2, true},   // groups 2
+    {2, 4, 7, 5, 4, 3, 3, {2, 1}, {1, 0}, {1, 1}, 4, true},   // depthwise
+    {2, 4, 7, 5, 8, 3, 3, {1, 2}, {2, 1}, {2, 1}, 4, false},  // depthwise, multiplier 2, mixed
+    {2, 3, 7, 5, 5, 1, 1, {1, 1}, {0, 0}, {1, 1}, 1, true},   // pointwise fast path
+    {2, 4, 7, 5, 6, 1, 1, {1, 1}, {0, 0}, {1, 1}, 2, false},  // pointwise, grouped
+    {2, 3, 7, 5, 4, 1, 1, {2, 2}, {1, 0}, {1, 1}, 1, true},   // 1x1 with stride and padding
+    {2, 3, 7, 5, 4, 3, 2, {2, 1}, {1, 1}, {1, 2}, 1, true},   // 3x2 kernel
+    {1, 3, 7, 5, 2, 3, 2, {3, 2}, {2, 0}, {2, 1}, 1, true},   // padding larger than reach, stride 3
+};
+
+// y[n, co, oh, ow] = b[co] + sum_{ci, i, j} x[n, g*Cg + ci, oh*s - p + i*d, ow*s - p + j*d] * w[co, ci, i, j]
+std::vector<double> naive_conv2d(const std::vector<double>& x, const std::vector<double>& w,
+                                 const std::vector<double>& b, const Case& c, int64_t H_out, int64_t W_out) {
+  const int64_t cin_g = c.C_in / c.groups, cout_g = c.C_out / c.groups;
+  std::vector<double> y(size_t(c.N * c.C_out * H_out * W_out));
+  for (int64_t n = 0; n < c.N; ++n)
+    for (int64_t co = 0; co < c.C_out; ++co)
+      for (int64_t oh = 0; oh < H_out; ++oh)
+        for (int64_t ow = 0; ow < W_out; ++ow) {
+          double acc = b.empty() ? 0.0 : b[size_t(co)];
+          const int64_t grp = co / cout_g;
+          for (int64_t ci = 0; ci < cin_g; ++ci)
+            for (int64_t i = 0; i < c.kH; ++i)
+              for (int64_t j = 0; j < c.kW; ++j) {
+                const int64_t ih = oh * c.stride[0] - c.padding[0] + i * c.dilation[0];
+                const int64_t iw = ow * c.stride[1] - c.padding[1] + j * c.dilation[1];
+                if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) continue;
+                acc += x[size_t(((n * c.C_in + grp * cin_g + ci) * c.H + ih) * c.W + iw)] *
+                       w[size_t(((co * cin_g + ci) * c.kH + i) * c.kW + j)];
+              }
+          y[size_t(((n * c.C_out + co) * H_out + oh) * W_out + ow)] = acc;
+        }
+  return y;
+}
+
+int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
+
+}  // namespace
+
+TEST_CASE("conv2d forward matches a direct convolution (F64 and F32)", "[conv]") {
+  uint64_t seed = 100;
+  for (const Case& c : kCases) {
+    INFO(c.str());
+    const Tensor x = normal64({c.N, c.C_in, c.H, c.W}, seed++);
+    const Tensor w = normal64({c.C_out, c.C_in / c.groups, c.kH, c.kW}, seed++);
+    const Tensor b = c.bias ? normal64({c.C_out}, seed++) : Tensor();
+    const int64_t H_out = out_size(c.H, c.kH, c.stride[0], c.padding[0], c.dilation[0]);
+    const int64_t W_out = out_size(c.W, c.kW, c.stride[1], c.padding[1], c.dilation[1]);
+    const std::vector<double> ref = naive_conv2d(x.to_vector<double>(), w.to_vector<double>(),
+                                                 c.bias ? b.to_vector<double>() : std::vector<double>(), c, H_out,
+                                                 W_out);
+
+    const Tensor y = conv2d(x, w, b, c.stride, c.padding, c.dilation, c.groups);
+    REQUIRE(y.shape() == Shape{c.N, c.C_out, H_out, W_out});
+    const std::vector<double> got = y.to_vector<double>();
+    for (size_t k = 0; k < ref.size(); ++k) REQUIRE(got[k] == Approx(ref[k]).margin(1e-12));
+
+    const Tensor y32 = conv2d(x.to(DType::F32), w.to(DType::F32), c.bias ? b.to(DType::F32) : Tensor(), c.stride,
+                              c.padding, c.dilation, c.groups);
+    REQUIRE(y32.dtype() == DType::F32);
+    const std::vector<float> got32 = y32.to_vector<float>();
+    for (size_t k = 0; k < ref.size(); ++k) REQUIRE(double(got32[k]) == Approx(ref[k]).margin(1e-4));
+  }
+}
+
+TEST_CASE("conv2d forward on non-contiguous inputs", "[conv]") {
+  const Tensor x = normal64({2, 5, 3, 4}, 1).permute({0, 2, 1, 3});  // (2, 3, 5, 4), not contiguous
+  const Tensor w = normal64({3, 4, 2, 3}, 2).transpose(0, 1);        // (4, 3, 2, 3)
+  const Tensor y = conv2d(x, w, Tensor(), {1, 1}, {1, 0});
+  const Tensor y_ref = conv2d(x.contiguous(), w.contiguous(), Tensor(), {1, 1}, {1, 0});
+  REQUIRE(y.to_vector<double>() == y_ref.to_vector<double>());
+}
+
+TEST_CASE("gradcheck: conv2d over stride, padding, dilation, groups", "[conv]") {
+  uint64_t seed = 200;
+  for (const Case& c : kCases) {
+    const Tensor x = normal64({c.N, c.C_in, c.H, c.W}, seed++);
+    const Tensor w = normal64({c.C_out, c.C_in / c.groups, c.kH, c.kW}, seed++);
+    const V inputs = c.bias ? V{x, w, normal64({c.C_out}, seed++)} : V{x, w};
+    const Case cc = c;
+    gradcheck("conv2d " + c.str(),
+              [cc](const V& v) {
+                return conv2d(v[0], v[1], cc.bias ? v[2] : Tensor(), cc.stride, cc.padding, cc.dilation, cc.groups);
+              },
+              inputs);
+  }
+}
+
+TEST_CASE("gradcheck: conv2d with only some inputs requiring grad", "[conv]") {
+  const Tensor x = normal64({2, 3, 5, 4}, 300), w = normal64({4, 3, 3, 3}, 301), b = normal64({4}, 302);
+  // x fixed: only the weight and bias get gradients.
+  gradcheck("conv2d w,b", [x](const V& v) { return conv2d(x, v[0], v[1], {2, 1}, {1, 1}); }, {w, b});
+  // weight fixed: only x.
+  gradcheck("conv2d x", [w](const V& v) { return conv2d(v[0], w, Tensor(), {1, 2}, {0, 1}, {2, 1}); }, {x});
+}
+
+TEST_CASE("conv1d: forward against conv2d on height 1, gradients", "[conv]") {
+  struct C1 {
+    int64_t C_in, C_out, k, stride, padding, dilation, groups;
+    bool bias;
+  };
+  const std::vector<C1> cases = {
+      {3, 4, 1, 1, 0, 1, 1, true},  {3, 4, 3, 1, 1, 1, 1, true},  {4, 6, 3, 2, 1, 1, 2, false},
+      {4, 4, 3, 1, 2, 2, 4, true},  {3, 2, 1, 2, 1, 1, 1, false}, {4, 8, 3, 3, 0, 2, 1, true},
+  };
+  uint64_t seed = 400;
+  for (const C1& c : cases) {
+    std::ostringstream os;
+    os << "conv1d Cin" << c.C_in << " Cout" << c.C_out << " k" << c.k << " s" << c.stride << " p" << c.padding << " d"
+       << c.dilation << " g" << c.groups;
+    const std::string name = os.str();
+    INFO(name);
+    const int64_t L = 11;
+    const Tensor x = normal64({2, c.C_in, L}, seed++);
+    const Tensor w = normal64({c.C_out, c.C_in / c.groups, c.k}, seed++);
+    const Tensor b = c.bias ? normal64({c.C_out}, seed++) : Tensor();
+    const Tensor y = conv1d(x, w, b, c.stride, c.padding, c.dilation, c.groups);
+    const int64_t L_out = out_size(L, c.k, c.stride, c.padding, c.dilation);
+    REQUIRE(y.shape() == Shape{2, c.C_out, L_out});
+    const Tensor y2 = conv2d(x.unsqueeze(2), w.unsqueeze(2), b, {1, c.stride}, {0, c.padding}, {1, c.dilation},
+                             c.groups);
+    const std::vector<double> a = y.to_vector<double>(), r = y2.to_vector<double>();
+    REQUIRE(a.size() == r.size());
+    for (size_t k = 0; k < a.size(); ++k) REQUIRE(a[k] == Approx(r[k]).margin(1e-12));
+
+    const V inputs = c.bias ? V{x, w, b} : V{x, w};
+    const C1 cc = c;
+    gradcheck(name,
+              [cc](const V& v) {
+                return conv1d(v[0], v[1], cc.bias ? v[2] : Tensor(), cc.stride, cc.padding, cc.dilation, cc.groups);
+              },
+              inputs);
+  }
+}
+
+TEST_CASE("conv2d: composes with autograd (two layers, shared input)", "[conv]") {
+  const Tensor x = normal64({1, 2, 6, 6}, 500), w1 = normal64({3, 2, 3, 3}, 501), w2 = normal64({2, 3, 1, 1}, 502);
+  gradcheck("conv2d chain",
+            [](const V& v) {
+              const Tensor h = tanh(conv2d(v[0], v[1], Tensor(), {1, 1}, {1, 1}));
+              return add(conv2d(h, v[2], Tensor()), v[0]);  // residual with a 1x1 projection
+            },
+            {x, w1, w2});
+}
+
+TEST_CASE("im2col / col2im are adjoint", "[conv]") {
+  // <im2col(a), c> == <a, col2im(c)> for random a, c.
+  const int64_t C = 2, H = 6, W = 5, kH = 3, kW = 2, sh = 2, sw = 1, ph = 1, pw = 2, dh = 1, dw = 2;
+  const int64_t Ho = kernels::conv_out_size(H, kH, sh, ph, dh), Wo = kernels::conv_out_size(W, kW, sw, pw, dw);
+  const std::vector<double> a = normal64({C, H, W}, 600).to_vector<double>();
+  const std::vector<double> c = normal64({C * kH * kW, Ho * Wo}, 601).to_vector<double>();
+  std::vector<double> cols(c.size()), im(a.size(), 1.0);
+  kernels::cpu::im2col(cols.data(), a.data(), C, H, W, kH, kW, sh, sw, ph, pw, dh, dw);
+  kernels::cpu::col2im(im.data(), c.data(), C, H, W, kH, kW, sh, sw, ph, pw, dh, dw);  // accumulates onto 1
+  double lhs = 0, rhs = 0;
+  for (size_t k = 0; k < c.size(); ++k) lhs += cols[k] * c[k];
+  for (size_t k = 0; k < a.size(); ++k) rhs += a[k] * (im[k] - 1.0);
+  REQUIRE(lhs == Approx(rhs).epsilon(1e-12));
+}
+
+TEST_CASE("conv2d: backward is deterministic", "[conv]") {
+  Generator gen(7);
+  const Tensor x = randn({4, 8, 12, 12}, DType::F32, Device::cpu(), &gen);
+  const Tensor w = randn({16, 8, 3, 3}, DType::F32, Device::cpu(), &gen);
+  auto grads = [&]() {
+    Tensor xs = x.clone().detach(), ws = w.clone().detach();
+    xs.set_requires_grad(true);
+    ws.set_requires_grad(true);
+    sum(conv2d(xs, ws, Tensor(), {1, 1}, {1, 1})).backward();
+    return std::make_pair(xs.grad().to_vector<float>(), ws.grad().to_vector<float>());
+  };
+  const auto a = grads(), b = grads();
+  REQUIRE(a.first == b.first);
+  REQUIRE(a.second == b.second);
+}
+
+TEST_CASE("conv2d / conv1d: validation errors", "[conv]") {
+  const Tensor x = zeros(Shape{2, 4, 7, 5}, DType::F64), w = zeros(Shape{6, 2, 3, 3}, DType::F64);
+  REQUIRE_NOTHROW(conv2d(x, w, Tensor(), {1, 1}, {0, 0}, {1, 1}, 2));
+  REQUIRE_THROWS_WITH(conv2d(zeros(Shape{4, 7, 5}, DType::F64), w, Tensor()),
+                      Catch::Contains("conv2d: input must be (N, C_in, H, W)") && Catch::Contains("[4, 7, 5]"));
+  REQUIRE_THROWS_WITH(conv2d(x, zeros(Shape{6, 2, 3}, DType::F64), Tensor()),
+                      Catch::Contains("conv2d: weight must be (C_out, C_in / groups, kH, kW)"));
+  REQUIRE_THROWS_WITH(conv2d(x, w, Tensor(), {1, 1}, {0, 0}, {1, 1}, 3),
+                      Catch::Contains("conv2d: input channels 4") && Catch::Contains("not divisible by groups 3"));
+  REQUIRE_THROWS_WITH(conv2d(x, zeros(Shape{5, 2, 3, 3}, DType::F64), Tensor(), {1, 1}, {0, 0}, {1, 1}, 2),
+                      Catch::Contains("conv2d: output channels 5"));
+  REQUIRE_THROWS_WITH(conv2d(x, w, Tensor()), Catch::Contains("must have C_in / groups = 4 / 1 = 4 input channels"));
+  REQUIRE_THROWS_WITH(conv2d(x, w, zeros(Shape{5}, DType::F64), {1, 1}, {0, 0}, {1, 1}, 2),
+                      Catch::Contains("conv2d: bias must be (6)") && Catch::Contains("[5]"));
+  REQUIRE_THROWS_WITH(conv2d(x, zeros(Shape{6, 2, 9, 3}, DType::F64), Tensor(), {1, 1}, {0, 0}, {1, 1}, 2),
+                      Catch::Contains("conv2d: output size would be non-positive"));
+  REQUIRE_THROWS_WITH(conv2d(x, w, Tensor(), {1, 1}, {0, 0}, {4, 1}, 2),
+                      Catch::Contains("conv2d: output size would be non-positive"));
+  REQUIRE_THROWS_WITH(conv2d(x, w, Tensor(), {0, 1}, {0, 0}, {1, 1}, 2), Catch::Contains("conv2d: stride must be >= 1"));
+  REQUIRE_THROWS_WITH(conv2d(x, w, Tensor(), {1, 1}, {0, -1}, {1, 1}, 2),
+                      Catch::Contains("conv2d: padding must be >= 0"));
+  REQUIRE_THROWS_WITH(conv2d(x, w, Tensor(), {1, 1}, {0, 0}, {1, 0}, 2),
+                      Catch::Contains("conv2d: dilation must be >= 1"));
+  REQUIRE_THROWS_WITH(conv2d(x, w, Tensor(), {1, 1}, {0, 0}, {1, 1}, 0), Catch::Contains("conv2d: groups must be >= 1"));
+  REQUIRE_THROWS_WITH(conv2d(x, zeros(Shape{6, 2, 3, 3}, DType::F32), Tensor(), {1, 1}, {0, 0}, {1, 1}, 2),
+                      Catch::Contains("conv2d: dtype mismatch"));
+  REQUIRE_THROWS_WITH(conv2d(zeros(Shape{2, 4, 7, 5}, DType::I64), w, Tensor()),
+                      Catch::Contains("conv2d: expected an F32 or F64 tensor"));
+
+  const Tensor x1 = zeros(Shape{2, 4, 9}, DType::F64), w1 = zeros(Shape{6, 2, 3}, DType::F64);
+  REQUIRE(conv1d(x1, w1, Tensor(), 1, 0, 1, 2).shape() == Shape{2, 6, 7});
+  REQUIRE_THROWS_WITH(conv1d(x, w1, Tensor()), Catch::Contains("conv1d: input must be (N, C_in, L)"));
+  REQUIRE_THROWS_WITH(conv1d(x1, w, Tensor()), Catch::Contains("conv1d: weight must be (C_out, C_in / groups, k)"));
+  REQUIRE_THROWS_WITH(conv1d(x1, w1, Tensor(), 1, 0, 5, 2), Catch::Contains("conv1d: output size would be non-positive"));
+  REQUIRE_THROWS_WITH(conv1d(x1, w1, Tensor(), 0, 0, 1, 2), Catch::Contains("conv1d: stride must be >= 1"));
+  REQUIRE_THROWS_WITH(conv1d(x1, w1, zeros(Shape{6, 1}, DType::F64), 1, 0, 1, 2),
+                      Catch::Contains("conv1d: bias must be (6)"));
+}
+
+TEST_CASE("conv2d: empty batch", "[conv]") {
+  const Tensor x = normal64({0, 2, 5, 5}, 700), w = normal64({3, 2, 3, 3}, 701);
+  const Tensor y = conv2d(x, w, Tensor(), {1, 1}, {1, 1});
+  REQUIRE(y.shape() == Shape{0, 3, 5, 5});
+}
