@@ -1,5 +1,5 @@
 // Shared pieces of the CUDA kernels: launch geometry, warp/block reductions, strided index walks.
-// defines: kThreads, blocks_for, warp_sum, warp_max, block_sum, block_max, strided_offset
+// defines: kThreads, blocks_for, warp_sum, warp_max, block_sum, block_max, Pack, RowGroup, strided_offset
 #pragma once
 
 #include <cuda_runtime.h>
@@ -64,6 +64,30 @@ __device__ T block_max(T v, T lowest) {
   v = lane < warps ? partial[lane] : lowest;
   return warp_max(v);
 }
+
+// V consecutive elements loaded or stored as one 16-byte (or, for V == 1, scalar) access.
+template <class T, int V>
+struct alignas(sizeof(T) * V) Pack {
+  T v[V];
+};
+
+// The threads that own one row: a warp (kWarp, short rows: a block would mostly idle) or the whole block.
+// Rows are walked grid-stride; in block mode the loop is uniform across the block, as the
+// __syncthreads in the block reductions require. Kernels derive from it to add their own reductions.
+template <bool kWarp>
+struct RowGroup {
+  __device__ static int lane() { return kWarp ? threadIdx.x & 31 : threadIdx.x; }
+  __device__ static int size() { return kWarp ? 32 : blockDim.x; }
+  __device__ static int64_t first() {
+    return kWarp ? int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5) : int64_t(blockIdx.x);
+  }
+  __device__ static int64_t stride() { return kWarp ? int64_t(gridDim.x) * (blockDim.x >> 5) : int64_t(gridDim.x); }
+  template <class T>
+  __device__ static T sum(T v) {
+    if constexpr (kWarp) return warp_sum(v);
+    else return block_sum(v);
+  }
+};
 
 // Element offset of operand k for the row-major output index i of a StridedLayout.
 __device__ __forceinline__ int64_t strided_offset(const StridedLayout& l, int k, int64_t i) {

@@ -21,12 +21,6 @@ namespace {
 // With more than 4 * kRowChunk rows, dgamma/dbeta are summed in chunks of (at least) kRowChunk rows.
 constexpr int64_t kRowChunk = 128;
 
-// V consecutive elements loaded or stored as one 16-byte (or, for V == 1, scalar) access.
-template <class T, int V>
-struct alignas(sizeof(T) * V) Pack {
-  T v[V];
-};
-
 __device__ __forceinline__ float sqrt_(float v) { return sqrtf(v); }
 __device__ __forceinline__ double sqrt_(double v) { return sqrt(v); }
 
@@ -77,22 +71,9 @@ __device__ Stats<T> block_stats(Stats<T> a) {
   return warp_stats(a);
 }
 
-// The threads that own one row: a warp (kWarp, short rows: a block would mostly idle) or the whole block.
-// Rows are walked grid-stride; in block mode the loop is uniform across the block, as the
-// __syncthreads in the block reductions require.
+// Row ownership and sums from RowGroup (common.cuh), plus this file's own reduction.
 template <bool kWarp>
-struct Group {
-  __device__ static int lane() { return kWarp ? threadIdx.x & 31 : threadIdx.x; }
-  __device__ static int size() { return kWarp ? 32 : blockDim.x; }
-  __device__ static int64_t first() {
-    return kWarp ? int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5) : int64_t(blockIdx.x);
-  }
-  __device__ static int64_t stride() { return kWarp ? int64_t(gridDim.x) * (blockDim.x >> 5) : int64_t(gridDim.x); }
-  template <class T>
-  __device__ static T sum(T v) {
-    if constexpr (kWarp) return warp_sum(v);
-    else return block_sum(v);
-  }
+struct Group : RowGroup<kWarp> {
   template <class T>
   __device__ static Stats<T> stats(Stats<T> v) {
     if constexpr (kWarp) return warp_stats(v);
