@@ -20,6 +20,18 @@ struct StridedLayout {
     for (int i = 0; i < ndim; ++i) n *= sizes[i];
     return n;
   }
+
+  // True when operands first..last all walk their elements in row-major order (size-1 dims ignored):
+  // the case kernels take as one flat loop.
+  bool contiguous(int first, int last) const {
+    int64_t expect = 1;
+    for (int i = ndim - 1; i >= 0; --i) {
+      for (int k = first; k <= last; ++k)
+        if (sizes[i] != 1 && strides[k][i] != expect) return false;
+      expect *= sizes[i];
+    }
+    return true;
+  }
 };
 
 }  // namespace stgs::kernels

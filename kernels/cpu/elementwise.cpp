@@ -63,16 +63,6 @@ void for_each_strided(const StridedLayout& l, Body body) {
   }
 }
 
-bool all_contiguous(const StridedLayout& l, int first, int last) {
-  int64_t expect = 1;
-  for (int i = l.ndim - 1; i >= 0; --i) {
-    for (int k = first; k <= last; ++k)
-      if (l.sizes[i] != 1 && l.strides[k][i] != expect) return false;
-    expect *= l.sizes[i];
-  }
-  return true;
-}
-
 template <class T>
 T apply_binary(BinaryOp op, T a, T b) {
   switch (op) {
@@ -90,7 +80,7 @@ T apply_binary(BinaryOp op, T a, T b) {
 template <class T, class F>
 void binary_loop(T* out, const T* a, const T* b, const StridedLayout& l, F f) {
   const int64_t n = l.numel();
-  if (all_contiguous(l, 1, 2)) {
+  if (l.contiguous(1, 2)) {
     if (n <= kParallelFrom) {
       for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
       return;

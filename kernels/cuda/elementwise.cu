@@ -184,17 +184,6 @@ void launch_map2(T* out, const T* a, const T* b, int64_t n, F f, cudaStream_t s)
 
 // ---- strided walks --------------------------------------------------------------------------------------
 
-// True when operands first..last all walk their elements in row-major order (size-1 dims ignored).
-bool all_contiguous(const StridedLayout& l, int first, int last) {
-  int64_t expect = 1;
-  for (int i = l.ndim - 1; i >= 0; --i) {
-    for (int k = first; k <= last; ++k)
-      if (l.sizes[i] != 1 && l.strides[k][i] != expect) return false;
-    expect *= l.sizes[i];
-  }
-  return true;
-}
-
 // The same walk over fewer dimensions: size-1 dims dropped, and a dim merged into its outer neighbour
 // when operands first..last all step over the pair as one dim. strided_offset costs one 64-bit divmod
 // per dim and operand, so a (N, C, H, W) + (1, C, 1, 1) bias add walks (N, C, H*W) instead.
@@ -237,7 +226,7 @@ template <BinaryOp Op, class T>
 void launch_binary(T* out, const T* a, const T* b, const StridedLayout& l, cudaStream_t s) {
   const int64_t n = l.numel();
   if (n == 0) return;
-  if (all_contiguous(l, 1, 2)) return launch_map2(out, a, b, n, Binary<Op, T>{}, s);
+  if (l.contiguous(1, 2)) return launch_map2(out, a, b, n, Binary<Op, T>{}, s);
   binary_strided_kernel<Op><<<blocks_for(n), kThreads, 0, s>>>(out, a, b, collapse(l, 1, 2), n);
   CUDA_CHECK_LAUNCH();
 }

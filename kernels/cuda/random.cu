@@ -49,8 +49,11 @@ __device__ __forceinline__ T uniform_in_range_rn(T u, T lo, T hi) {
 // i = 4j + lane - offset % 4, of which those in [0, n) are used. Blocks for n elements from offset:
 __host__ __device__ int64_t philox_blocks(int64_t n, uint64_t offset) { return int64_t(((offset & 3) + uint64_t(n) + 3) / 4); }
 
-template <class T>
-__global__ void uniform_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, T lo, T hi) {
+// Grid-stride walk over the Philox blocks that cover elements [0, n) at counter offset `offset`: one
+// thread draws one block (4 values) and calls f(i, u) for each of its elements i in range, u the 32 bits
+// of counter offset + i. offset % 4 != 0 shifts element 0 into the middle of the first block.
+template <class F>
+__device__ __forceinline__ void for_each_philox_value(int64_t n, uint64_t seed, uint64_t offset, F f) {
   const int64_t blocks = philox_blocks(n, offset);
   const int64_t skew = int64_t(offset & 3);
   for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < blocks; j += int64_t(gridDim.x) * blockDim.x) {
@@ -58,9 +61,15 @@ __global__ void uniform_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset
 #pragma unroll
     for (int lane = 0; lane < 4; ++lane) {
       const int64_t i = 4 * j + lane - skew;
-      if (i >= 0 && i < n) out[i] = uniform_in_range_rn(uniform_of<T>(r.v[lane]), lo, hi);
+      if (i >= 0 && i < n) f(i, r.v[lane]);
     }
   }
+}
+
+template <class T>
+__global__ void uniform_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, T lo, T hi) {
+  for_each_philox_value(n, seed, offset,
+                        [&](int64_t i, uint32_t bits) { out[i] = uniform_in_range_rn(uniform_of<T>(bits), lo, hi); });
 }
 
 template <class T>
@@ -72,16 +81,8 @@ __global__ void normal_kernel(T* out, int64_t n, uint64_t seed, uint64_t first_b
 // y = u >= p ? x * scale : 0 (scale = 1 / (1 - p) computed on the host, as on the CPU).
 template <class T>
 __global__ void dropout_kernel(T* y, const T* x, int64_t n, T p, T scale, uint64_t seed, uint64_t offset) {
-  const int64_t blocks = philox_blocks(n, offset);
-  const int64_t skew = int64_t(offset & 3);
-  for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < blocks; j += int64_t(gridDim.x) * blockDim.x) {
-    const Philox4 r = philox_block(seed, offset / 4 + uint64_t(j));
-#pragma unroll
-    for (int lane = 0; lane < 4; ++lane) {
-      const int64_t i = 4 * j + lane - skew;
-      if (i >= 0 && i < n) y[i] = uniform_of<T>(r.v[lane]) >= p ? x[i] * scale : T(0);
-    }
-  }
+  for_each_philox_value(n, seed, offset,
+                        [&](int64_t i, uint32_t bits) { y[i] = uniform_of<T>(bits) >= p ? x[i] * scale : T(0); });
 }
 
 }  // namespace
