@@ -40,12 +40,13 @@ endif
 
 ifeq ($(CUDA),1)
   CPPFLAGS += -DSTGS_CUDA=1 -I$(CUDA_HOME)/include
-  LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
+  LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudnn -lcudart
 endif
 
 # ---- sources --------------------------------------------------------------------------------------
 LIB_CPP := $(wildcard kernels/cpu/*.cpp) $(wildcard engine/*.cpp) $(wildcard engine/ops/*.cpp) \
-           $(wildcard engine/nn/*.cpp) $(wildcard engine/optim/*.cpp) $(wildcard engine/io/*.cpp)
+           $(wildcard engine/nn/*.cpp) $(wildcard engine/optim/*.cpp) $(wildcard engine/io/*.cpp) \
+           $(wildcard nas/*.cpp)
 ifeq ($(CUDA),1)
   LIB_CU := $(wildcard kernels/cuda/*.cu) $(wildcard engine/cuda/*.cu)
 else
@@ -79,26 +80,29 @@ $(BUILD)/obj/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
+# The tests read committed fixtures (tests/ref/) wherever they are run from, and run the `stgs` binary.
+$(TEST_OBJ): CPPFLAGS += -DSTGS_TEST_DATA='"$(CURDIR)/tests/ref"' -DSTGS_BINARY='"$(CURDIR)/$(STGS)"'
+
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(STGS): $(call obj,apps/stgs.cpp) $(LIB)
+$(STGS): $(call obj,apps/stgs.cpp $(wildcard apps/cmd_*.cpp)) $(LIB)
 	$(CXX) $(CXXFLAGS) $^ -o $@ $(LDLIBS)
 
 $(TESTS): $(TEST_OBJ) $(LIB)
 	$(CXX) $(CXXFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BENCH): $(call obj,apps/bench.cpp apps/bench_cuda.cpp) $(LIB)
+$(BENCH): $(call obj,apps/bench.cpp apps/bench_cuda.cpp apps/bench_models.cpp) $(LIB)
 	$(CXX) $(CXXFLAGS) $^ -o $@ $(LDLIBS)
 
 # The suite prints "N passed, N failed, N skipped" last; extra arguments go through TEST_ARGS.
-test: $(TESTS)
+test: $(TESTS) $(STGS)
 	$(TESTS) $(TEST_ARGS)
 
 # The CPU suite under AddressSanitizer and UBSan (own build directory, CUDA off).
 asan:
-	$(MAKE) --no-print-directory SANITIZE=1 -j$(JOBS) build/asan/stgs_tests
+	$(MAKE) --no-print-directory SANITIZE=1 -j$(JOBS) build/asan/stgs_tests build/asan/stgs
 	ASAN_OPTIONS=detect_leaks=1 build/asan/stgs_tests $(TEST_ARGS)
 
 bench: $(BENCH)

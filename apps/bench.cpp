@@ -5,6 +5,8 @@
 //   matmul      engine matmul (output allocated per call)  vs  cblas_sgemm into a preallocated C
 //   add / mul   engine op on 16M floats (output allocated)  vs  a plain OpenMP copy loop
 //   overhead    one 1-element add with autograd recording, in ns per op
+//   gumbel      the Gumbel-softmax kernels alone (forward with and without noise, backward) on 1M rows of
+//               K = 5  vs  a plain OpenMP copy loop; informational (no target)
 // Napkin math is beside each formula. Targets come from the engine-core issue: matmul >= 95% of OpenBLAS,
 // elementwise >= 70% of copy bandwidth, per-op overhead <= 1000 ns.
 // The CUDA section (apps/bench_cuda.cpp) follows the CPU one; its rows count toward the final total.
@@ -21,11 +23,14 @@
 #include <vector>
 
 #include "apps/bench_cuda.h"
+#include "apps/bench_models.h"
 #include "engine/ops.h"
+#include "engine/storage.h"
 #include "engine/version.h"
+#include "kernels/gumbel.h"
 
 extern "C" char* openblas_get_corename(void);
-extern "C" int openblas_get_num_threads(void);
+extern "C" void openblas_set_num_threads(int num_threads);
 
 using namespace stgs;
 
@@ -73,10 +78,14 @@ void bench_matmul(int64_t n, int reps) {
   Generator g(1);
   const Tensor a = rand({n, n}, DType::F32, Device::cpu(), &g), b = rand({n, n}, DType::F32, Device::cpu(), &g);
   Tensor c = empty({n, n});
+  // The reference is OpenBLAS threading itself over all cores; the engine keeps OpenBLAS single-threaded
+  // and splits the product over its OpenMP threads (kernels/cpu/gemm.cpp), so restore that afterwards.
+  openblas_set_num_threads(omp_get_max_threads());
   const double t_blas = median_time(1, reps, [&] {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(n), int(n), 1.0f, a.data<float>(), int(n),
                 b.data<float>(), int(n), 0.0f, c.data<float>(), int(n));
   });
+  openblas_set_num_threads(1);
   const double t_engine = median_time(1, reps, [&] { Tensor y = matmul(a, b); });
   const std::string shape = std::to_string(n) + "^3";
   row("matmul", shape, 1e3 * t_engine, flops / t_engine * 1e-9, "GFLOP/s", flops / t_blas * 1e-9, 0.95);
@@ -122,10 +131,49 @@ void bench_overhead(int iters) {
               "overhead", "add 1 elem", per_op_ns, plain_ns, ok ? "ok" : "BELOW TARGET");
 }
 
+// A row without a target: the same columns as row(), never counted as below target.
+void info_row(const char* name, const std::string& shape, double ms, double rate, const char* unit,
+              double reference) {
+  std::printf("%-10s %-18s %9.3f ms %9.1f %-7s ref %9.1f %-7s %6.1f%%  (no target)\n", name, shape.c_str(), ms, rate,
+              unit, reference, unit, 100 * rate / reference);
+}
+
+void bench_gumbel(int64_t rows, int64_t K, int reps) {
+  // Forward: read logits 4 B, write soft and hard 8 B per element, index 8 B per row: 13.6 B/elem at K = 5,
+  // 71 MB for 5.2M elements. Backward: read grad and soft, write dlogits: 12 B/elem. Per element the noisy
+  // forward also evaluates a Philox block (~80 integer ops), two logs and an exp: compute-bound on a CPU, so
+  // expect a small fraction of copy bandwidth; the noise-free row shows what the noise costs.
+  const int64_t n = rows * K;
+  Generator g(3);
+  const Tensor x = randn({rows, K}, DType::F32, Device::cpu(), &g), grad = randn({rows, K}, DType::F32, Device::cpu(), &g);
+  Tensor soft = empty({rows, K}), hard = empty({rows, K}), index = empty({rows}, DType::I64), dx = empty({rows, K});
+  const float* src = x.data<float>();
+  float* out = dx.data<float>();
+  const double t_copy = median_time(2, reps, [&] {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) out[i] = src[i];
+  });
+  const double copy_gbs = 8.0 * double(n) / t_copy * 1e-9;
+  auto forward = [&](bool noise) {
+    kernels::cpu::gumbel_softmax_fwd<float>(soft.data<float>(), hard.data<float>(), index.data<int64_t>(),
+                                            x.data<float>(), rows, K, 1.0f, noise, 7, 0);
+  };
+  const double t_fwd = median_time(1, reps, [&] { forward(true); });
+  const double t_plain = median_time(1, reps, [&] { forward(false); });
+  const double t_bwd = median_time(1, reps, [&] {
+    kernels::cpu::gumbel_softmax_bwd<float>(dx.data<float>(), grad.data<float>(), soft.data<float>(), rows, K, 1.0f);
+  });
+  const double fwd_bytes = 12.0 * double(n) + 8.0 * double(rows), bwd_bytes = 12.0 * double(n);
+  const std::string shape = std::to_string(rows >> 20) + "Mx" + std::to_string(K) + " F32";
+  info_row("gumbel fwd", shape, 1e3 * t_fwd, fwd_bytes / t_fwd * 1e-9, "GB/s", copy_gbs);
+  info_row("gumbel fwd", shape + " no noise", 1e3 * t_plain, fwd_bytes / t_plain * 1e-9, "GB/s", copy_gbs);
+  info_row("gumbel bwd", shape, 1e3 * t_bwd, bwd_bytes / t_bwd * 1e-9, "GB/s", copy_gbs);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, cpu = true, cuda = true;
+  bool quick = false, cpu = true, cuda = true, models = true, kernels = true;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) {
       quick = true;
@@ -133,11 +181,17 @@ int main(int argc, char** argv) {
       cuda = false;
     } else if (!std::strcmp(argv[i], "--cuda-only")) {
       cpu = false;
+    } else if (!std::strcmp(argv[i], "--no-models")) {
+      models = false;
+    } else if (!std::strcmp(argv[i], "--models-only")) {
+      kernels = false;
     } else if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      std::printf("usage: stgs_bench [--quick] [--cpu-only | --cuda-only]\n"
-                  "  --quick      fewer repetitions (a smoke run, noisier numbers)\n"
-                  "  --cpu-only   skip the CUDA section\n"
-                  "  --cuda-only  skip the CPU section\n");
+      std::printf("usage: stgs_bench [--quick] [--cpu-only | --cuda-only] [--no-models | --models-only]\n"
+                  "  --quick        fewer repetitions (a smoke run, noisier numbers)\n"
+                  "  --cpu-only     skip the CUDA section\n"
+                  "  --cuda-only    skip the CPU section\n"
+                  "  --no-models    skip the whole-model rows (ResNet-34 images/s against PyTorch)\n"
+                  "  --models-only  only the whole-model rows\n");
       return 0;
     } else {
       std::fprintf(stderr, "stgs_bench: unknown option '%s' (try --help)\n", argv[i]);
@@ -145,17 +199,26 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("stgs %s kernel benchmarks\n", kVersion);
-  std::printf("device: %s, %d OpenMP threads; OpenBLAS core %s, %d threads\n\n", cpu_name().c_str(),
-              omp_get_max_threads(), openblas_get_corename(), openblas_get_num_threads());
+  std::printf("device: %s, %d OpenMP threads; OpenBLAS core %s (single-threaded under the engine's OpenMP "
+              "threads)\n\n", cpu_name().c_str(), omp_get_max_threads(), openblas_get_corename());
   if (cpu) {
     std::printf("== CPU ==\n");
-    bench_matmul(1024, quick ? 3 : 15);
-    bench_matmul(2048, quick ? 2 : 7);
-    bench_elementwise(int64_t(16) << 20, quick ? 3 : 15);
-    bench_overhead(quick ? 20000 : 200000);
+    if (kernels) {
+      bench_matmul(1024, quick ? 3 : 15);
+      bench_matmul(2048, quick ? 2 : 7);
+      bench_elementwise(int64_t(16) << 20, quick ? 3 : 15);
+      bench_overhead(quick ? 20000 : 200000);
+      bench_gumbel(int64_t(1) << 20, 5, quick ? 3 : 15);
+    }
+    // The issue's CPU anchor: batch 8 on this machine's threads, >= 1.0x PyTorch.
+    if (models) g_failed_targets += run_model_benchmarks(Device::cpu(), 8, quick ? 1 : 3, 1.0);
     std::printf("\n");
   }
-  if (cuda) g_failed_targets += run_cuda_benchmarks(quick);
+  if (cuda) {
+    if (kernels) g_failed_targets += run_cuda_benchmarks(quick);
+    // On a GPU: batch 64, >= 0.8x PyTorch eager (cudnn.benchmark on, same precision).
+    if (models && cuda_available()) g_failed_targets += run_model_benchmarks(Device::cuda(0), 64, quick ? 3 : 10, 0.8);
+  }
   std::printf("\n%d row(s) below target\n", g_failed_targets);
   return 0;
 }

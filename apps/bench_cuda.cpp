@@ -12,7 +12,9 @@
 // so a kernel that makes extra passes over memory shows it as a lower % of the copy rate.
 // Targets come from the CUDA-bench issue: elementwise, softmax, layer-norm and optimizer kernels >= 80% of
 // the measured copy bandwidth at >= 16M elements; engine matmul within 5% of raw cuBLAS for the same call.
-// Rows without a target are informational and never counted as below target.
+// Rows without a target are informational and never counted as below target: the cuDNN convolution rows
+// (ResNet-34's 3x3 conv at 56x56x64, batch 64, vs the measured SGEMM/TF32 rates) and the batch norm and
+// pooling rows (vs copy bandwidth) are informational for now.
 #include "apps/bench_cuda.h"
 
 #include <cstdio>
@@ -31,13 +33,17 @@
 
 #include "engine/cuda/runtime.h"
 #include "engine/ops.h"
+#include "kernels/batch_norm.h"
+#include "kernels/conv.h"
 #include "kernels/copy.h"
 #include "kernels/cuda/check.cuh"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 #include "kernels/glu.h"
+#include "kernels/gumbel.h"
 #include "kernels/layer_norm.h"
 #include "kernels/optim.h"
+#include "kernels/pool.h"
 #include "kernels/random.h"
 #include "kernels/reduce.h"
 #include "kernels/softmax.h"
@@ -187,6 +193,35 @@ StridedLayout layout_1d(int64_t n) {
   l.sizes[0] = n;
   for (auto& s : l.strides) s[0] = 1;
   return l;
+}
+
+// The Gumbel-softmax kernels alone, against the copy roofline: 4M rows of K = 5 (the search's gamma rows;
+// 21M elements, far above L2), forward with noise, forward without, backward. Informational rows (the
+// Gumbel issue sets no target).
+void bench_gumbel(Timer& timer, Table& table, double copy_gbs, cudaStream_t s) {
+  const int64_t rows = int64_t(4) << 20, K = 5, n = rows * K;
+  DeviceBuffer<float> logits(n), soft(n), hard(n), grad(n), dlogits(n);
+  DeviceBuffer<int64_t> index(rows);
+  kc::uniform_fill<float>(logits.get(), n, 41, 0, -2.0f, 2.0f, s);
+  kc::uniform_fill<float>(grad.get(), n, 42, 0, -1.0f, 1.0f, s);
+  const double fwd_bytes = 12.0 * double(n) + 8.0 * double(rows);  // read logits, write soft, hard; index: 285 MB
+  const double bwd_bytes = 12.0 * double(n);                       // read grad, soft, write dlogits: 252 MB
+  auto gumbel_row = [&](const std::string& name, double bytes, const std::function<void()>& fn) {
+    try {
+      table.row(name, "4Mx5 F32", Unit::Bytes, bytes, timer.median_ms(fn), copy_gbs, "copy", 0);
+    } catch (const std::exception& e) {
+      table.error(name, e.what());
+    }
+  };
+  gumbel_row("gumbel fwd", fwd_bytes, [&] {
+    kc::gumbel_softmax_fwd<float>(soft.get(), hard.get(), index.get(), logits.get(), rows, K, 1.0f, true, 43, 0, s);
+  });
+  gumbel_row("gumbel fwd no noise", fwd_bytes, [&] {
+    kc::gumbel_softmax_fwd<float>(soft.get(), hard.get(), index.get(), logits.get(), rows, K, 1.0f, false, 0, 0, s);
+  });
+  gumbel_row("gumbel bwd", bwd_bytes, [&] {
+    kc::gumbel_softmax_bwd<float>(dlogits.get(), grad.get(), soft.get(), rows, K, 1.0f, s);
+  });
 }
 
 int run_all(bool quick) {
@@ -390,6 +425,7 @@ int run_all(bool quick) {
     mem_row("scale_multi", shape, 8 * t, kMem,  // grad r+w: 8 B/elem
             [&] { kc::scale_multi<float>(grads_mut, sizes, 0.999, s); });
   }
+  bench_gumbel(timer, table, copy_gbs, s);
   std::printf("\n");
 
   // ---- GEMM, vs raw cuBLAS for the same call ------------------------------------------------------
@@ -429,6 +465,95 @@ int run_all(bool quick) {
     gemm_row("engine matmul tf32", "F32", tf32_m, "cublas", [&] { Tensor out = matmul(ta, tb); });
     cuda_rt::set_allow_tf32(tf32_was);
   }
+  std::printf("\n");
+
+  // ---- convolution (cuDNN), vs the measured GEMM rates ---------------------------------------------
+  {
+    // ResNet-34 layer1 3x3 conv, pad 1: x, y (64, 64, 56, 56) = 12.8M floats (51 MB each), w (64, 64, 3, 3).
+    kernels::ConvGeometry g;
+    g.N = 64, g.C_in = 64, g.H = 56, g.W = 56, g.C_out = 64, g.kH = 3, g.kW = 3, g.pad_h = 1, g.pad_w = 1;
+    g.H_out = 56, g.W_out = 56;
+    const int64_t act = g.N * g.C_in * g.hw_in(), wn = g.C_out * g.cin_g() * g.kk();
+    DeviceBuffer<float> cx(act), cy(act), cw(wn), cdx(act), cdw(wn);
+    kc::uniform_fill<float>(cx.get(), act, 41, 0, -1.0f, 1.0f, s);
+    kc::uniform_fill<float>(cy.get(), act, 42, 0, -1.0f, 1.0f, s);
+    kc::uniform_fill<float>(cw.get(), wn, 43, 0, -0.05f, 0.05f, s);
+    const kernels::DnnHandle dnn = cuda_rt::cudnn(dev);
+    // 2 N C_out H_out W_out C_in kH kW = 14.8 GFLOP per direction (~0.3 ms at 50 TFLOP/s).
+    const double conv_flops = 2.0 * double(g.N * g.C_out * g.hw_out()) * double(g.cin_g() * g.kk());
+    const std::string conv_shape = "64x64x56x56 3x3";
+    for (const bool tf32 : {false, true}) {
+      const kernels::ConvMath math{tf32, false};
+      const double ref = tf32 ? tf32_peak : sgemm_peak;
+      const char* ref_name = tf32 ? "tf32" : "sgemm";
+      const std::string suffix = tf32 ? " tf32" : "";
+      auto conv_row = [&](const std::string& name, const std::function<void()>& fn) {
+        attempt(name, [&] {
+          STGS_CHECK(ref > 0, "no cuBLAS reference for this row");
+          const double ms = timer.median_ms(fn);
+          table.row(name, conv_shape + (tf32 ? " TF32" : " F32"), Unit::Flops, conv_flops, ms, ref, ref_name, 0);
+        });
+      };
+      conv_row("conv fwd" + suffix,
+               [&] { kc::conv2d_fwd<float>(cy.get(), cx.get(), cw.get(), nullptr, g, math, dnn, s); });
+      conv_row("conv bwd-data" + suffix,
+               [&] { kc::conv2d_bwd_data<float>(cdx.get(), cy.get(), cw.get(), g, math, dnn, s); });
+      conv_row("conv bwd-filter" + suffix,
+               [&] { kc::conv2d_bwd_weight<float>(cdw.get(), cy.get(), cx.get(), g, math, dnn, s); });
+    }
+  }
+  std::printf("\n");
+
+  // ---- batch norm and pooling, vs copy bandwidth ---------------------------------------------------
+  {
+    // The 32M-element buffers viewed as (64, 128, 64, 64): channels of 64 x 4096 = 262144 elements.
+    const int64_t bn_n = 64, bn_c = 128, side = 64, bn_s = side * side;
+    const std::string bn_shape = "64x128x64x64";
+    DeviceBuffer<float> stats(4 * bn_c);  // save_mean, save_invstd, running_mean, running_var
+    float* save_mean = stats.get();
+    float* save_invstd = stats.get() + bn_c;
+    float* run_mean = stats.get() + 2 * bn_c;
+    float* run_var = stats.get() + 3 * bn_c;
+    kc::uniform_fill<float>(run_mean, bn_c, 51, 0, -0.1f, 0.1f, s);
+    kc::uniform_fill<float>(run_var, bn_c, 52, 0, 0.9f, 1.1f, s);
+    mem_row("bn fwd train", bn_shape, 8 * n, 0,  // read x, write y: 8 B/elem minimum (the kernel reads x twice)
+            [&] {
+              kc::batch_norm_fwd_train<float>(y.get(), save_mean, save_invstd, run_mean, run_var, x.get(), gamma.get(),
+                                              beta.get(), bn_n, bn_c, bn_s, 0.1f, 1e-5f, s);
+            });
+    mem_row("bn fwd eval", bn_shape, 8 * n, 0,  // read x, write y
+            [&] {
+              kc::batch_norm_fwd_eval<float>(y.get(), save_mean, save_invstd, x.get(), gamma.get(), beta.get(),
+                                             run_mean, run_var, bn_n, bn_c, bn_s, 1e-5f, s);
+            });
+    mem_row("bn bwd", bn_shape, 12 * n, 0,  // read dy, x, write dx: 12 B/elem minimum (the kernel reads dy, x twice)
+            [&] {
+              kc::batch_norm_bwd<float>(z.get(), dgamma.get(), dbeta.get(), y.get(), x.get(), save_mean, save_invstd,
+                                        gamma.get(), bn_n, bn_c, bn_s, true, s);
+            });
+
+    // Pools over the same buffer as 8192 planes of 64 x 64 (ResNet's stem pool: 3x3, stride 2, pad 1 -> 32 x 32).
+    const int64_t planes = bn_n * bn_c, out_side = 32, out = planes * out_side * out_side;
+    const kernels::PoolWindow win{3, 3, 2, 2, 1, 1};
+    DeviceBuffer<int64_t> argmax(out);
+    const double o = double(out);
+    const std::string pool_shape = bn_shape + " 3x3 s2";
+    mem_row("max_pool fwd", pool_shape, 4 * n + 12 * o, 0,  // read x; write y 4 B + argmax 8 B per output
+            [&] {
+              kc::max_pool2d_fwd<float>(z.get(), argmax.get(), x.get(), planes, side, side, out_side, out_side, win, s);
+            });
+    mem_row("max_pool bwd", pool_shape, 12 * o + 4 * n, 0,  // read dy 4 B + argmax 8 B per output; write dx
+            [&] {
+              kc::max_pool2d_bwd<float>(y.get(), z.get(), argmax.get(), planes, side, side, out_side, out_side, win, s);
+            });
+    mem_row("avg_pool fwd", pool_shape, 4 * n + 4 * o, 0,  // read x, write y
+            [&] { kc::avg_pool2d_fwd<float>(z.get(), x.get(), planes, side, side, out_side, out_side, win, true, s); });
+    mem_row("avg_pool bwd", pool_shape, 4 * o + 4 * n, 0,  // read dy, write dx
+            [&] { kc::avg_pool2d_bwd<float>(y.get(), z.get(), planes, side, side, out_side, out_side, win, true, s); });
+    mem_row("adaptive_avg -> 1x1", bn_shape + " -> 1x1", 4 * n + 4 * double(planes), 0,  // read x, write one per plane
+            [&] { kc::adaptive_avg_pool2d_fwd<float>(z.get(), x.get(), planes, side, side, 1, 1, s); });
+  }
+
   CUDA_CHECK(cudaStreamSynchronize(s));
   std::printf("\n%d CUDA row(s) below target\n", table.below());
   return table.below();

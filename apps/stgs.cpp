@@ -1,8 +1,11 @@
-// The `stgs` command: one binary, subcommands. Later issues add search, train, eval and data commands.
+// The `stgs` command: one binary, subcommands (apps/cmd_*.cpp). Later issues add search, train, eval and
+// data commands.
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <string>
 
+#include "apps/commands.h"
 #include "engine/storage.h"
 #include "engine/version.h"
 
@@ -15,6 +18,7 @@ void print_help(FILE* out) {
                "usage: stgs <command> [options]\n"
                "\n"
                "commands:\n"
+               "  inspect     list the tensors of a safetensors checkpoint; compare them with a model\n"
                "  version     print the version, the build (CPU/CUDA) and the visible GPUs\n"
                "  help        show this text\n"
                "\n"
@@ -42,6 +46,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "version" || cmd == "--version") return print_version();
+  try {
+    if (cmd == "inspect") return stgs::apps::run_inspect(argc - 2, argv + 2);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "stgs %s: error: %s\n", cmd.c_str(), e.what());
+    return 1;
+  }
   std::fprintf(stderr, "stgs: unknown command '%s'\n\n", cmd.c_str());
   print_help(stderr);
   return 2;

@@ -103,7 +103,7 @@ std::vector<Tensor> chunk(const Tensor& x, int chunks, int dim);                
 Tensor gather(const Tensor& x, int dim, const Tensor& index);
 
 
-// ---- convolution, batch norm, pooling (NCHW; CPU kernels, CUDA/cuDNN twins pending) ------------------
+// ---- convolution, batch norm, pooling (NCHW; CPU kernels, CUDA kernels + cuDNN on GPU) ---------------
 using Pair = std::array<int64_t, 2>;  // (height, width)
 
 // x: (N, C_in, H, W), weight: (C_out, C_in / groups, kH, kW), bias: (C_out) or undefined

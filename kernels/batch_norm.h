@@ -1,9 +1,10 @@
 // Batch normalisation over dim 1 of x viewed as (N, C, S): S is the spatial size (H * W, L, or 1).
-// defines: cpu::batch_norm_fwd_train, cpu::batch_norm_fwd_eval, cpu::batch_norm_bwd
+// defines: cpu::batch_norm_fwd_train, cpu::batch_norm_fwd_eval, cpu::batch_norm_bwd and their cuda:: twins
 #pragma once
 
 #include <cstdint>
 
+#include "kernels/stream.h"
 
 namespace stgs::kernels::cpu {
 
@@ -38,3 +39,22 @@ void batch_norm_bwd(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T
                     const T* gamma, int64_t N, int64_t C, int64_t S, bool training);
 
 }  // namespace stgs::kernels::cpu
+
+namespace stgs::kernels::cuda {
+
+// CUDA twins of the CPU functions above: same arguments and semantics (double accumulation, running stats
+// with the unbiased variance), device pointers, stream last. Per-channel sums are deterministic: fixed
+// chunks of each channel are summed by fixed trees, then combined in chunk order (no atomics).
+template <class T>
+void batch_norm_fwd_train(T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var, const T* x,
+                          const T* gamma, const T* beta, int64_t N, int64_t C, int64_t S, T momentum, T eps,
+                          Stream stream);
+template <class T>
+void batch_norm_fwd_eval(T* y, T* save_mean, T* save_invstd, const T* x, const T* gamma, const T* beta,
+                         const T* running_mean, const T* running_var, int64_t N, int64_t C, int64_t S, T eps,
+                         Stream stream);
+template <class T>
+void batch_norm_bwd(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean, const T* invstd,
+                    const T* gamma, int64_t N, int64_t C, int64_t S, bool training, Stream stream);
+
+}  // namespace stgs::kernels::cuda

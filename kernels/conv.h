@@ -1,15 +1,20 @@
 // 2-D convolution (NCHW, grouped, strided, padded, dilated) by im2col + GEMM, forward and backward.
-// defines: ConvGeometry, conv_out_size, cpu::im2col, cpu::col2im, cpu::conv2d_fwd, cpu::conv2d_bwd_data,
-//          cpu::conv2d_bwd_weight, cpu::conv2d_bwd_bias
+// defines: ConvGeometry, conv_out_size, DnnHandle, ConvMath, cpu::im2col, cpu::col2im, cpu::conv2d_fwd,
+//          cpu::conv2d_bwd_data, cpu::conv2d_bwd_weight, cpu::conv2d_bwd_bias, and the cuda:: twins of the
+//          conv2d_* functions (cuDNN)
 //
 // Column layout: an image (C, H, W) becomes cols (C * kH * kW, H_out * W_out), row (c, i, j) holding
 // x[c, oh * stride_h - pad_h + i * dil_h, ow * stride_w - pad_w + j * dil_w] (0 outside the image) at
 // column oh * W_out + ow. With weights viewed as (C_out, C_in / groups * kH * kW) per group, one image's
 // convolution is then one GEMM per group: y_g (C_out/g, HW_out) = w_g @ cols_g.
-// (The CUDA/cuDNN twins of the conv2d_* functions are pending.)
+// The CUDA twins run cuDNN's convolutions on the same NCHW layouts (kernels/cuda/conv.cu).
 #pragma once
 
 #include <cstdint>
+
+#include "kernels/stream.h"
+
+struct cudnnContext;
 
 namespace stgs::kernels {
 
@@ -37,6 +42,16 @@ struct ConvGeometry {
   bool pointwise() const {
     return kH == 1 && kW == 1 && stride_h == 1 && stride_w == 1 && pad_h == 0 && pad_w == 0;
   }
+};
+
+using DnnHandle = cudnnContext*;  // cudnnHandle_t, declared without the cuDNN headers
+
+// How cuDNN may compute a convolution. allow_tf32: F32 convolutions may use TF32 tensor cores (off: FMA
+// kernels only, so CPU parity is exact to F32 rounding). deterministic: only algorithms whose results are
+// bitwise reproducible run to run (no atomics in the reductions), possibly slower.
+struct ConvMath {
+  bool allow_tf32 = false;
+  bool deterministic = false;
 };
 
 }  // namespace stgs::kernels
@@ -72,3 +87,25 @@ template <class T>
 void conv2d_bwd_bias(T* db, const T* dy, const ConvGeometry& g);
 
 }  // namespace stgs::kernels::cpu
+
+namespace stgs::kernels::cuda {
+
+// CUDA twins of the conv2d_* functions above: same layouts and results (up to summation order), device
+// pointers, cuDNN's legacy convolution API on `handle` (a cuDNN handle of the current device). The
+// algorithm of each (direction, geometry, dtype, math) is chosen once and cached; its workspace comes
+// from the device's stream-ordered pool (cudaMallocAsync on `stream`). Sizes must fit cuDNN's int
+// descriptors (every dimension, and every tensor, below 2^31 elements); a larger problem throws.
+template <class T>
+void conv2d_fwd(T* y, const T* x, const T* w, const T* bias, const ConvGeometry& g, ConvMath math, DnnHandle handle,
+                Stream stream);
+template <class T>
+void conv2d_bwd_data(T* dx, const T* dy, const T* w, const ConvGeometry& g, ConvMath math, DnnHandle handle,
+                     Stream stream);
+template <class T>
+void conv2d_bwd_weight(T* dw, const T* dy, const T* x, const ConvGeometry& g, ConvMath math, DnnHandle handle,
+                       Stream stream);
+// db: (C_out) = sum of dy over N, H_out, W_out; an own kernel (one block per channel, fixed order), no cuDNN.
+template <class T>
+void conv2d_bwd_bias(T* db, const T* dy, const ConvGeometry& g, Stream stream);
+
+}  // namespace stgs::kernels::cuda

@@ -1,5 +1,7 @@
 // Matrix multiplication: C = alpha * op(A) @ op(B) + beta * C, row-major, batched by strides.
 // defines: cpu::gemm, cpu::gemm_batched
+// The CPU versions split large products over the OpenMP threads and keep OpenBLAS itself single-threaded
+// (see kernels/cpu/gemm.cpp for why); called inside an OpenMP region they run in the calling thread.
 #pragma once
 
 #include <cstdint>

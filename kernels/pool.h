@@ -1,6 +1,6 @@
 // 2-D pooling over (planes, H, W) = (N * C, H, W) planes, PyTorch semantics; 1-D pooling is H = 1.
 // defines: PoolWindow, cpu::max_pool2d_fwd/bwd, cpu::avg_pool2d_fwd/bwd, cpu::adaptive_max_pool2d_fwd/bwd,
-//          cpu::adaptive_avg_pool2d_fwd/bwd, adaptive_begin, adaptive_end
+//          cpu::adaptive_avg_pool2d_fwd/bwd, adaptive_begin, adaptive_end, and the cuda:: twins of the pools
 //
 // Window pools: output (oh, ow) covers rows [oh sh - ph, oh sh - ph + kh) and columns likewise, clipped to
 // the plane. Max: padding acts as -inf, the first maximum wins ties, a NaN propagates (the first NaN is
@@ -8,7 +8,8 @@
 // number of in-plane elements. Adaptive pools: output bin i of n over an input length L covers
 // [floor(i L / n), ceil((i + 1) L / n)) in each dimension (windows of varying size, possibly overlapping).
 // Backward kernels overwrite dx (zero, then accumulate); each plane is handled by one thread in a fixed
-// order, so results are deterministic. CUDA twins are pending.
+// order, so results are deterministic. The CUDA twins gather instead (each dx element sums the outputs
+// whose window covers it, in output order): no atomics, and the same sums in the same order as the CPU.
 #pragma once
 
 #include <cstdint>
@@ -74,3 +75,33 @@ template <class T>
 void adaptive_avg_pool2d_bwd(T* dx, const T* dy, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo);
 
 }  // namespace stgs::kernels::cpu
+
+namespace stgs::kernels::cuda {
+
+// CUDA twins of the CPU functions above; same arguments, device pointers, stream last.
+template <class T>
+void max_pool2d_fwd(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, int64_t W, int64_t Ho,
+                    int64_t Wo, PoolWindow win, Stream stream);
+template <class T>
+void max_pool2d_bwd(T* dx, const T* dy, const int64_t* argmax, int64_t planes, int64_t H, int64_t W, int64_t Ho,
+                    int64_t Wo, PoolWindow win, Stream stream);
+template <class T>
+void avg_pool2d_fwd(T* y, const T* x, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo, PoolWindow win,
+                    bool count_include_pad, Stream stream);
+template <class T>
+void avg_pool2d_bwd(T* dx, const T* dy, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo, PoolWindow win,
+                    bool count_include_pad, Stream stream);
+template <class T>
+void adaptive_max_pool2d_fwd(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, int64_t W, int64_t Ho,
+                             int64_t Wo, Stream stream);
+template <class T>
+void adaptive_max_pool2d_bwd(T* dx, const T* dy, const int64_t* argmax, int64_t planes, int64_t H, int64_t W,
+                             int64_t Ho, int64_t Wo, Stream stream);
+template <class T>
+void adaptive_avg_pool2d_fwd(T* y, const T* x, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo,
+                             Stream stream);
+template <class T>
+void adaptive_avg_pool2d_bwd(T* dx, const T* dy, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo,
+                             Stream stream);
+
+}  // namespace stgs::kernels::cuda

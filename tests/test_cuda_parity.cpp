@@ -14,6 +14,7 @@
 
 #include "engine/cuda/runtime.h"
 #include "engine/ops.h"
+#include "tests/compare.h"
 
 using namespace stgs;
 
@@ -22,26 +23,8 @@ namespace {
 using V = std::vector<Tensor>;
 using Fn = std::function<Tensor(const V&)>;
 
-struct Tolerance {
-  double atol = 1e-5, rtol = 1e-4;
-};
-
-std::string compare(const std::string& what, const Tensor& cpu, const Tensor& gpu, Tolerance tol) {
-  std::ostringstream out;
-  if (cpu.shape() != gpu.shape() || cpu.dtype() != gpu.dtype()) {
-    out << what << ": cpu " << cpu.str() << " vs cuda " << gpu.str() << "\n";
-    return out.str();
-  }
-  const std::vector<double> a = cpu.to_vector<double>(), b = gpu.to_vector<double>();
-  int bad = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const bool both_nan = std::isnan(a[i]) && std::isnan(b[i]);
-    const bool ok = both_nan || (a[i] == b[i]) || std::abs(a[i] - b[i]) <= tol.atol + tol.rtol * std::abs(a[i]);
-    if (!ok && bad++ < 5) out << what << " " << cpu.shape().str() << "[" << i << "]: cpu " << a[i] << ", cuda " << b[i] << "\n";
-  }
-  if (bad) out << what << ": " << bad << " of " << a.size() << " elements differ\n";
-  return out.str();
-}
+using testing::Tolerance;
+using testing::compare;
 
 // Runs fn on CPU inputs and on copies of them on cuda:0; compares outputs and, when differentiable,
 // the gradients of sum(fn(x) * R) for a fixed random R.

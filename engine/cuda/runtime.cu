@@ -1,10 +1,11 @@
-// CUDA runtime glue: device discovery, one context (stream + cuBLAS handle) per device, a stream-ordered
-// pooled allocator per device, and copies.
+// CUDA runtime glue: device discovery, one context (stream + cuBLAS handle + cuDNN handle) per device, a
+// stream-ordered pooled allocator per device, and copies.
 //
 // The pool's release threshold is raised to "keep everything", so after the first training step
 // cudaMallocAsync is served from the pool and never reaches the driver.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <cudnn.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -21,6 +22,8 @@ namespace {
 struct Context {
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
+  cudnnHandle_t dnn = nullptr;  // created by the first cudnn() call: cudnnCreate loads cuDNN's kernels
+  std::once_flag dnn_once;
 
   explicit Context(int device) {
     CUDA_CHECK(cudaSetDevice(device));
@@ -110,7 +113,19 @@ class CudaPoolAllocator final : public Allocator {
   std::atomic<size_t> bytes_in_use_{0};
 };
 
-std::atomic<int> g_allow_tf32{-1};  // -1: not yet read from the environment
+std::atomic<int> g_allow_tf32{-1};     // -1: not yet read from the environment
+std::atomic<int> g_deterministic{-1};  // likewise
+
+// The value of a 0/1 switch: the one set in code, else 1 when the environment variable starts with '1'.
+bool env_switch(std::atomic<int>& value, const char* variable) {
+  int v = value.load();
+  if (v < 0) {
+    const char* env = std::getenv(variable);
+    v = env != nullptr && env[0] == '1';
+    value = v;
+  }
+  return v == 1;
+}
 
 }  // namespace
 
@@ -164,15 +179,24 @@ kernels::Stream stream(int device) {
 }
 kernels::BlasHandle blas(int device) { return context(device).blas; }
 
-bool allow_tf32() {
-  int v = g_allow_tf32.load();
-  if (v < 0) {
-    const char* env = std::getenv("STGS_ALLOW_TF32");
-    v = env != nullptr && env[0] == '1';
-    g_allow_tf32 = v;
-  }
-  return v == 1;
+kernels::DnnHandle cudnn(int device) {
+  Context& ctx = context(device);
+  // A throw inside call_once leaves the flag unset, so a failed creation is retried by the next call.
+  std::call_once(ctx.dnn_once, [&] {
+    CUDA_CHECK(cudaSetDevice(device));
+    cudnnHandle_t h = nullptr;
+    cudnnStatus_t st = cudnnCreate(&h);
+    STGS_CHECK(st == CUDNN_STATUS_SUCCESS, "cuda:", device, ": cudnnCreate failed: ", cudnnGetErrorString(st));
+    st = cudnnSetStream(h, ctx.stream);
+    STGS_CHECK(st == CUDNN_STATUS_SUCCESS, "cuda:", device, ": cudnnSetStream failed: ", cudnnGetErrorString(st));
+    ctx.dnn = h;
+  });
+  return ctx.dnn;
 }
+
+bool allow_tf32() { return env_switch(g_allow_tf32, "STGS_ALLOW_TF32"); }
 void set_allow_tf32(bool on) { g_allow_tf32 = on ? 1 : 0; }
+bool deterministic() { return env_switch(g_deterministic, "STGS_DETERMINISTIC"); }
+void set_deterministic(bool on) { g_deterministic = on ? 1 : 0; }
 
 }  // namespace stgs::cuda_rt

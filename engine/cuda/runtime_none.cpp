@@ -14,7 +14,12 @@ void copy(void*, Device dst_device, const void*, Device src_device, size_t) {
 void synchronize(int) {}
 kernels::Stream stream(int device) { STGS_FAIL("cuda:", device, " stream requested but this binary was built without CUDA"); }
 kernels::BlasHandle blas(int device) { STGS_FAIL("cuda:", device, " cuBLAS requested but this binary was built without CUDA"); }
+kernels::DnnHandle cudnn(int device) {
+  STGS_FAIL("cuda:", device, " cuDNN requested but this binary was built without CUDA");
+}
 bool allow_tf32() { return false; }
 void set_allow_tf32(bool) {}
+bool deterministic() { return false; }
+void set_deterministic(bool) {}
 
 }  // namespace stgs::cuda_rt

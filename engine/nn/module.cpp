@@ -186,6 +186,7 @@ LoadResult Module::load_state_dict(const StateDict& dict, bool strict) {
     const Tensor* src = dict.find(name);
     if (src != nullptr) Tensor(t).copy_(*src);
   }
+  for (auto& [name, m] : named_modules()) m->state_loaded();
   return result;
 }
 

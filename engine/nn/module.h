@@ -113,6 +113,11 @@ class Module {
   void to(DType dtype);
   void to(Device device);
 
+ protected:
+  // Called on this module and every descendant after load_state_dict copied new values in, for modules
+  // that keep host-side mirrors of their state (BatchNorm's batch counter).
+  virtual void state_loaded() {}
+
  private:
   void add_child(const std::string& name, std::shared_ptr<Module> m);
   void check_new_name(const std::string& name, const char* what) const;

@@ -1,4 +1,4 @@
-// Batch norm (1-D and 2-D, PyTorch semantics). CPU kernels only for now; the CUDA twin is pending.
+// Batch norm (1-D and 2-D, PyTorch semantics) on the CPU or CUDA kernels of kernels/batch_norm.h.
 #include "kernels/batch_norm.h"
 
 #include "engine/ops.h"
@@ -31,7 +31,6 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   STGS_CHECK(!training || M != 1, "batch_norm: expected more than 1 value per channel when training, got input ",
              x.str());
   STGS_CHECK(eps >= 0, "batch_norm: eps must be >= 0, got ", eps);
-  STGS_CHECK(x.device().is_cpu(), "batch_norm on ", x.device().str(), ": no CUDA kernel yet");
 
   Tensor xc = x.contiguous();
   Tensor wc = weight.defined() ? weight.contiguous() : Tensor();
@@ -51,7 +50,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
       rv = running_var.is_contiguous() ? running_var : running_var.contiguous();
     }
     STGS_DISPATCH_FLOAT(x.dtype(), "batch_norm",
-                        kernels::cpu::batch_norm_fwd_train<T>(
+                        STGS_KERNEL(x.device(), batch_norm_fwd_train<T>,
                             y.data<T>(), mean.data<T>(), invstd.data<T>(), update ? rm.data<T>() : nullptr,
                             update ? rv.data<T>() : nullptr, xc.data<T>(), wc.defined() ? wc.data<T>() : nullptr,
                             bc.defined() ? bc.data<T>() : nullptr, N, C, S, T(momentum), T(eps)));
@@ -64,7 +63,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   } else {
     Tensor rm = running_mean.contiguous(), rv = running_var.contiguous();
     STGS_DISPATCH_FLOAT(x.dtype(), "batch_norm",
-                        kernels::cpu::batch_norm_fwd_eval<T>(
+                        STGS_KERNEL(x.device(), batch_norm_fwd_eval<T>,
                             y.data<T>(), mean.data<T>(), invstd.data<T>(), xc.data<T>(),
                             wc.defined() ? wc.data<T>() : nullptr, bc.defined() ? bc.data<T>() : nullptr,
                             rm.data<T>(), rv.data<T>(), N, C, S, T(eps)));
@@ -78,9 +77,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
              Tensor dx = gi.needs(0) ? empty(xs.shape(), xs.dtype(), xs.device()) : Tensor();
              Tensor dw = gi.needs(1) ? empty(Shape{C}, xs.dtype(), xs.device()) : Tensor();
              Tensor db = gi.needs(2) ? empty(Shape{C}, xs.dtype(), xs.device()) : Tensor();
-             STGS_CHECK(xs.device().is_cpu(), "batch_norm backward on ", xs.device().str(), ": no CUDA kernel yet");
              STGS_DISPATCH_FLOAT(xs.dtype(), "batch_norm backward",
-                                 kernels::cpu::batch_norm_bwd<T>(
+                                 STGS_KERNEL(xs.device(), batch_norm_bwd<T>,
                                      dx.defined() ? dx.data<T>() : nullptr, dw.defined() ? dw.data<T>() : nullptr,
                                      db.defined() ? db.data<T>() : nullptr, gc.data<T>(), xs.data<T>(),
                                      mean.data<T>(), invstd.data<T>(), ws.defined() ? ws.data<T>() : nullptr, N, C, S,

@@ -1,5 +1,6 @@
 // 2-D and 1-D convolution (NCHW / NCL), grouped, strided, padded, dilated, with dedicated backward kernels.
-// conv1d runs as conv2d on a height-1 view. CPU only for now (im2col + BLAS); the cuDNN path is pending.
+// conv1d runs as conv2d on a height-1 view. CPU: im2col + BLAS; CUDA: cuDNN (kernels/cuda/conv.cu), with
+// the device context's cuDNN handle and the TF32 / deterministic switches of engine/cuda/runtime.h.
 #include "kernels/conv.h"
 
 #include "engine/ops.h"
@@ -7,6 +8,24 @@
 
 namespace stgs {
 namespace {
+
+// STGS_CONV_KERNEL(device, fn, args...): like STGS_KERNEL, but the cuDNN twin also takes the math switches
+// and the device's cuDNN handle before the stream.
+#if defined(STGS_CUDA)
+#define STGS_CONV_KERNEL(device, fn, ...)                                                                   \
+  do {                                                                                                      \
+    const ::stgs::Device stgs_conv_device_ = (device);                                                      \
+    if (stgs_conv_device_.is_cuda()) {                                                                      \
+      const int stgs_index_ = stgs_conv_device_.index;                                                      \
+      ::stgs::kernels::cuda::fn(__VA_ARGS__, ::stgs::cuda_rt::conv_math(),                                  \
+                                ::stgs::cuda_rt::cudnn(stgs_index_), ::stgs::cuda_rt::stream(stgs_index_)); \
+    } else {                                                                                                \
+      ::stgs::kernels::cpu::fn(__VA_ARGS__);                                                                \
+    }                                                                                                       \
+  } while (0)
+#else
+#define STGS_CONV_KERNEL(device, fn, ...) STGS_KERNEL(device, fn, __VA_ARGS__)
+#endif
 
 // Validates a convolution with `ns` spatial dims (1 or 2) given in the last ns entries of the pairs, and
 // returns the geometry of the equivalent conv2d (a 1-D problem gets height 1 and a 1-tall kernel).
@@ -18,7 +37,6 @@ kernels::ConvGeometry validate(const char* name, int ns, const Tensor& x, const 
     detail::check_same(name, {&x, &weight, &bias});
   else
     detail::check_same(name, {&x, &weight});
-  STGS_CHECK(x.device().is_cpu(), name, " on ", x.device().str(), ": no CUDA kernel yet (the cuDNN path is pending)");
   const char* x_layout = ns == 2 ? "(N, C_in, H, W)" : "(N, C_in, L)";
   const char* w_layout = ns == 2 ? "(C_out, C_in / groups, kH, kW)" : "(C_out, C_in / groups, k)";
   STGS_CHECK(x.dim() == 2 + ns, name, ": input must be ", x_layout, ", got ", x.str());
@@ -72,8 +90,8 @@ Tensor conv2d_impl(const char* name, const Tensor& x, const Tensor& weight, cons
   Tensor y = empty(Shape{g.N, g.C_out, g.H_out, g.W_out}, x.dtype(), x.device());
   if (y.numel() > 0) {
     STGS_DISPATCH_FLOAT(x.dtype(), name,
-                        kernels::cpu::conv2d_fwd<T>(y.data<T>(), xc.data<T>(), wc.data<T>(),
-                                                    bc.defined() ? bc.data<T>() : nullptr, g));
+                        STGS_CONV_KERNEL(x.device(), conv2d_fwd<T>, y.data<T>(), xc.data<T>(), wc.data<T>(),
+                                         bc.defined() ? bc.data<T>() : nullptr, g));
   }
   if (any_requires_grad({&x, &weight, &bias})) {
     Tensor xs = xc.detach(), ws = wc.detach();
@@ -84,19 +102,22 @@ Tensor conv2d_impl(const char* name, const Tensor& x, const Tensor& weight, cons
         Tensor dx = gc.numel() > 0 ? empty(xs.shape(), xs.dtype(), xs.device()) : zeros(xs.shape(), xs.dtype(), xs.device());
         if (gc.numel() > 0 && dx.numel() > 0)
           STGS_DISPATCH_FLOAT(xs.dtype(), name,
-                              kernels::cpu::conv2d_bwd_data<T>(dx.data<T>(), gc.data<T>(), ws.data<T>(), g));
+                              STGS_CONV_KERNEL(xs.device(), conv2d_bwd_data<T>, dx.data<T>(), gc.data<T>(),
+                                               ws.data<T>(), g));
         gi.set(0, dx);
       }
       if (gi.needs(1)) {
         Tensor dw = empty(ws.shape(), ws.dtype(), ws.device());
         if (dw.numel() > 0)
           STGS_DISPATCH_FLOAT(ws.dtype(), name,
-                              kernels::cpu::conv2d_bwd_weight<T>(dw.data<T>(), gc.data<T>(), xs.data<T>(), g));
+                              STGS_CONV_KERNEL(ws.device(), conv2d_bwd_weight<T>, dw.data<T>(), gc.data<T>(),
+                                               xs.data<T>(), g));
         gi.set(1, dw);
       }
       if (has_bias && gi.needs(2)) {
         Tensor db = zeros(Shape{g.C_out}, xs.dtype(), xs.device());
-        STGS_DISPATCH_FLOAT(xs.dtype(), name, kernels::cpu::conv2d_bwd_bias<T>(db.data<T>(), gc.data<T>(), g));
+        STGS_DISPATCH_FLOAT(xs.dtype(), name,
+                            STGS_KERNEL(xs.device(), conv2d_bwd_bias<T>, db.data<T>(), gc.data<T>(), g));
         gi.set(2, db);
       }
     });

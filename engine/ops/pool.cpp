@@ -1,6 +1,6 @@
 // Max, average and adaptive pooling (2-D on NCHW, adaptive 1-D on NCL), each with a dedicated backward
-// kernel. The kernels see the input as (N * C, H, W) planes; 1-D pooling runs them with H = 1.
-// CPU only for now: the CUDA twins of kernels/pool.h are pending.
+// kernel. The kernels see the input as (N * C, H, W) planes; 1-D pooling runs them with H = 1. CPU and CUDA
+// kernels of kernels/pool.h, dispatched by STGS_KERNEL.
 #include "kernels/pool.h"
 
 #include <string>
@@ -16,17 +16,18 @@ std::string pair_str(Pair p) { return detail::concat("(", p[0], ", ", p[1], ")")
 // Checks dtype, device, rank and non-empty non-batch dimensions of a pooling input.
 void check_pool_input(const char* name, const Tensor& x, int rank) {
   detail::check_float(name, x);
-  STGS_CHECK(x.device().is_cpu(), name, " on ", x.device().str(), ": no CUDA kernel yet");
   STGS_CHECK(x.dim() == rank, name, ": expected x of shape ", rank == 4 ? "(N, C, H, W)" : "(N, C, L)", ", got ",
              x.str());
   for (int d = 1; d < rank; ++d)
     STGS_CHECK(x.size(d) > 0, name, ": every dimension but the batch must be non-empty, got ", x.str());
 }
 
-// What a backward closure needs: x's shape and dtype, and the (planes, H, W) -> (planes, Ho, Wo) geometry.
+// What a backward closure needs: x's shape, dtype and device, and the (planes, H, W) -> (planes, Ho, Wo)
+// geometry.
 struct PoolSaved {
   Shape x_shape;
   DType dtype;
+  Device device;
   int64_t planes, H, W, Ho, Wo;
 };
 
@@ -47,7 +48,7 @@ Tensor window_pool(const char* name, const Tensor& x, Pair kernel, Pair stride, 
   const int64_t Ho = (H + 2 * padding[0] - kernel[0]) / stride[0] + 1;
   const int64_t Wo = (W + 2 * padding[1] - kernel[1]) / stride[1] + 1;
   const kernels::PoolWindow win{kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1]};
-  const PoolSaved s{x.shape(), x.dtype(), N * C, H, W, Ho, Wo};
+  const PoolSaved s{x.shape(), x.dtype(), x.device(), N * C, H, W, Ho, Wo};
 
   const Tensor xc = x.contiguous();
   Tensor y = empty(Shape{N, C, Ho, Wo}, x.dtype(), x.device());
@@ -55,27 +56,27 @@ Tensor window_pool(const char* name, const Tensor& x, Pair kernel, Pair stride, 
   if (y.numel() > 0) {
     if (is_max) {
       STGS_DISPATCH_FLOAT(x.dtype(), name,
-                          kernels::cpu::max_pool2d_fwd<T>(y.data<T>(), argmax.data<int64_t>(), xc.data<T>(), s.planes,
-                                                          H, W, Ho, Wo, win));
+                          STGS_KERNEL(x.device(), max_pool2d_fwd<T>, y.data<T>(), argmax.data<int64_t>(),
+                                      xc.data<T>(), s.planes, H, W, Ho, Wo, win));
     } else {
       STGS_DISPATCH_FLOAT(x.dtype(), name,
-                          kernels::cpu::avg_pool2d_fwd<T>(y.data<T>(), xc.data<T>(), s.planes, H, W, Ho, Wo, win,
-                                                          count_include_pad));
+                          STGS_KERNEL(x.device(), avg_pool2d_fwd<T>, y.data<T>(), xc.data<T>(), s.planes, H, W, Ho,
+                                      Wo, win, count_include_pad));
     }
   }
   if (any_requires_grad({&x})) {
     record(name, y, {&x}, [name, s, win, argmax, count_include_pad](const Tensor& g, GradInputs& gi) {
       const Tensor gc = g.contiguous();
-      Tensor dx = empty(s.x_shape, s.dtype, Device::cpu());
+      Tensor dx = empty(s.x_shape, s.dtype, s.device);
       if (dx.numel() > 0) {
         if (argmax.defined()) {
           STGS_DISPATCH_FLOAT(s.dtype, name,
-                              kernels::cpu::max_pool2d_bwd<T>(dx.data<T>(), gc.data<T>(), argmax.data<int64_t>(),
-                                                              s.planes, s.H, s.W, s.Ho, s.Wo, win));
+                              STGS_KERNEL(s.device, max_pool2d_bwd<T>, dx.data<T>(), gc.data<T>(),
+                                          argmax.data<int64_t>(), s.planes, s.H, s.W, s.Ho, s.Wo, win));
         } else {
           STGS_DISPATCH_FLOAT(s.dtype, name,
-                              kernels::cpu::avg_pool2d_bwd<T>(dx.data<T>(), gc.data<T>(), s.planes, s.H, s.W, s.Ho,
-                                                              s.Wo, win, count_include_pad));
+                              STGS_KERNEL(s.device, avg_pool2d_bwd<T>, dx.data<T>(), gc.data<T>(), s.planes, s.H,
+                                          s.W, s.Ho, s.Wo, win, count_include_pad));
         }
       }
       gi.set(0, dx);
@@ -94,7 +95,7 @@ Tensor adaptive_pool(const char* name, const Tensor& x, int rank, int64_t Ho, in
   }
   const int64_t N = x.size(0), C = x.size(1);
   const int64_t H = rank == 4 ? x.size(2) : 1, W = x.size(-1);
-  const PoolSaved s{x.shape(), x.dtype(), N * C, H, W, Ho, Wo};
+  const PoolSaved s{x.shape(), x.dtype(), x.device(), N * C, H, W, Ho, Wo};
   const Shape out = rank == 4 ? Shape{N, C, Ho, Wo} : Shape{N, C, Wo};
 
   const Tensor xc = x.contiguous();
@@ -103,27 +104,27 @@ Tensor adaptive_pool(const char* name, const Tensor& x, int rank, int64_t Ho, in
   if (y.numel() > 0) {
     if (is_max) {
       STGS_DISPATCH_FLOAT(x.dtype(), name,
-                          kernels::cpu::adaptive_max_pool2d_fwd<T>(y.data<T>(), argmax.data<int64_t>(), xc.data<T>(),
-                                                                   s.planes, H, W, Ho, Wo));
+                          STGS_KERNEL(x.device(), adaptive_max_pool2d_fwd<T>, y.data<T>(), argmax.data<int64_t>(),
+                                      xc.data<T>(), s.planes, H, W, Ho, Wo));
     } else {
       STGS_DISPATCH_FLOAT(x.dtype(), name,
-                          kernels::cpu::adaptive_avg_pool2d_fwd<T>(y.data<T>(), xc.data<T>(), s.planes, H, W, Ho, Wo));
+                          STGS_KERNEL(x.device(), adaptive_avg_pool2d_fwd<T>, y.data<T>(), xc.data<T>(), s.planes,
+                                      H, W, Ho, Wo));
     }
   }
   if (any_requires_grad({&x})) {
     record(name, y, {&x}, [name, s, argmax](const Tensor& g, GradInputs& gi) {
       const Tensor gc = g.contiguous();
-      Tensor dx = empty(s.x_shape, s.dtype, Device::cpu());
+      Tensor dx = empty(s.x_shape, s.dtype, s.device);
       if (dx.numel() > 0) {
         if (argmax.defined()) {
           STGS_DISPATCH_FLOAT(s.dtype, name,
-                              kernels::cpu::adaptive_max_pool2d_bwd<T>(dx.data<T>(), gc.data<T>(),
-                                                                       argmax.data<int64_t>(), s.planes, s.H, s.W,
-                                                                       s.Ho, s.Wo));
+                              STGS_KERNEL(s.device, adaptive_max_pool2d_bwd<T>, dx.data<T>(), gc.data<T>(),
+                                          argmax.data<int64_t>(), s.planes, s.H, s.W, s.Ho, s.Wo));
         } else {
           STGS_DISPATCH_FLOAT(s.dtype, name,
-                              kernels::cpu::adaptive_avg_pool2d_bwd<T>(dx.data<T>(), gc.data<T>(), s.planes, s.H,
-                                                                       s.W, s.Ho, s.Wo));
+                              STGS_KERNEL(s.device, adaptive_avg_pool2d_bwd<T>, dx.data<T>(), gc.data<T>(), s.planes,
+                                          s.H, s.W, s.Ho, s.Wo));
         }
       }
       gi.set(0, dx);

@@ -12,6 +12,22 @@ namespace {
 // Parallelise only when there is enough work to pay for the threads.
 constexpr int64_t kParallelMin = 32768;
 
+// Sum of f(s) over s in [0, S) in 8 independent double lanes, combined in a fixed order. One accumulator
+// serialises on the 3-4 cycle FP-add latency (~0.3 elements per cycle, ~3x slower than streaming the
+// channel from memory at ResNet sizes: 8 x 56 x 56 = 25k elements per channel); 8 lanes keep the adds in
+// flight and let GCC vectorise them. The order depends only on S, never on the thread count.
+template <class F>
+double lane_sum(int64_t S, F f) {
+  constexpr int kLanes = 8;
+  double acc[kLanes] = {};
+  int64_t s = 0;
+  for (; s + kLanes <= S; s += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] += f(s + l);
+  double tail = 0;
+  for (; s < S; ++s) tail += f(s);
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+}
+
 // y = (x - mean) * invstd * gamma + beta over one channel, as scale * x + shift.
 template <class T>
 void normalise_channel(T* y, const T* x, int64_t N, int64_t C, int64_t S, int64_t c, double mean, double invstd,
@@ -36,16 +52,16 @@ void batch_norm_fwd_train(T* y, T* save_mean, T* save_invstd, T* running_mean, T
     double sum = 0;
     for (int64_t n = 0; n < N; ++n) {
       const T* xp = x + (n * C + c) * S;
-      for (int64_t s = 0; s < S; ++s) sum += double(xp[s]);
+      sum += lane_sum(S, [xp](int64_t s) { return double(xp[s]); });
     }
     const double mean = sum / double(M);
     double sq = 0;
     for (int64_t n = 0; n < N; ++n) {
       const T* xp = x + (n * C + c) * S;
-      for (int64_t s = 0; s < S; ++s) {
+      sq += lane_sum(S, [xp, mean](int64_t s) {
         const double d = double(xp[s]) - mean;
-        sq += d * d;
-      }
+        return d * d;
+      });
     }
     const double var = sq / double(M);  // biased
     const double invstd = 1.0 / std::sqrt(var + double(eps));
@@ -85,10 +101,8 @@ void batch_norm_bwd(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T
     for (int64_t n = 0; n < N; ++n) {
       const T* xp = x + (n * C + c) * S;
       const T* dyp = dy + (n * C + c) * S;
-      for (int64_t s = 0; s < S; ++s) {
-        sum_dy += double(dyp[s]);
-        sum_dy_xhat += double(dyp[s]) * (double(xp[s]) - mu) * rs;
-      }
+      sum_dy += lane_sum(S, [dyp](int64_t s) { return double(dyp[s]); });
+      sum_dy_xhat += lane_sum(S, [xp, dyp, mu](int64_t s) { return double(dyp[s]) * (double(xp[s]) - mu); }) * rs;
     }
     if (dbeta) dbeta[c] = T(sum_dy);
     if (dgamma) dgamma[c] = T(sum_dy_xhat);

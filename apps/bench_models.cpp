@@ -1,0 +1,152 @@
+// ResNet-34 images/s (inference and a training step) for the image and audio presets, against PyTorch.
+//
+// Napkin math: a ResNet-34 forward is 3.66 GMAC = 7.3 GFLOP at 3x224x224 and 11.2 GFLOP at 1x300x257
+// (5.6 GMAC); a training step is about 3x the forward (forward, backward-data, backward-weight). On 2 AVX2
+// cores (OpenBLAS SGEMM about 140 GFLOP/s) that bounds inference near 19 img/s and training near 6 img/s
+// at 224x224. Each row prints our rate, the achieved GFLOP/s, and PyTorch's rate measured in this run.
+#include "apps/bench_models.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/cuda/runtime.h"
+#include "engine/nn/resnet.h"
+#include "engine/ops.h"
+#include "engine/optim/sgd.h"
+
+using namespace stgs;
+
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Median seconds of `reps` steps after two warm-up steps (the first builds caches, algorithm choices and
+// the allocator's pool), synchronising the GPU around each timed step.
+template <class Fn>
+double median_step(Device device, int reps, Fn step) {
+  auto sync = [&] {
+    if (device.is_cuda()) cuda_rt::synchronize(device.index);
+  };
+  for (int i = 0; i < 2; ++i) step();
+  sync();
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    const double t0 = now_s();
+    step();
+    sync();
+    t.push_back(now_s() - t0);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// The PyTorch rates keyed "preset/mode", from apps/bench_resnet_torch.py; empty when PyTorch is missing.
+std::map<std::string, double> pytorch_rates(Device device, int batch, int reps) {
+  std::map<std::string, double> rates;
+  std::string python;
+  if (const char* env = std::getenv("STGS_PYTHON")) {
+    python = env;
+  } else {
+    for (const char* candidate : {"/usr/bin/python3", "python3"}) {
+      const std::string probe = std::string(candidate) + " -c 'import torch, torchvision' >/dev/null 2>&1";
+      if (std::system(probe.c_str()) == 0) {
+        python = candidate;
+        break;
+      }
+    }
+  }
+  if (python.empty()) {
+    std::printf("(PyTorch rows skipped: no python3 with torch and torchvision; set STGS_PYTHON)\n");
+    return rates;
+  }
+  const std::string command = python + " apps/bench_resnet_torch.py --device " +
+                              (device.is_cuda() ? "cuda" : "cpu") + " --batch " + std::to_string(batch) +
+                              " --threads " + std::to_string(omp_get_max_threads()) + " --reps " +
+                              std::to_string(reps) + (cuda_rt::allow_tf32() ? " --tf32" : "") + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return rates;
+  char line[1024];
+  while (std::fgets(line, sizeof line, pipe) != nullptr) {
+    // {"preset": "image", "mode": "infer", "img_s": 9.28, "ms": 861.8}
+    char preset[16], mode[16];
+    double img_s = 0;
+    if (std::sscanf(line, "{\"preset\": \"%15[a-z]\", \"mode\": \"%15[a-z]\", \"img_s\": %lf", preset, mode, &img_s) == 3)
+      rates[std::string(preset) + "/" + mode] = img_s;
+    else
+      std::printf("  pytorch: %s", line);
+  }
+  pclose(pipe);
+  return rates;
+}
+
+}  // namespace
+
+int run_model_benchmarks(Device device, int batch, int reps, double target_ratio) {
+  struct Preset {
+    const char* name;
+    ResNetConfig config;
+    Shape input;
+    double gflop;  // forward, per image
+  };
+  const std::vector<Preset> presets{{"image", ResNetConfig::image(64, 2), Shape{batch, 3, 224, 224}, 7.33},
+                                    {"audio", ResNetConfig::audio(64, 2), Shape{batch, 1, 300, 257}, 11.2}};
+  std::printf("ResNet-34 width 64, batch %d, F32 on %s%s\n", batch, device.str().c_str(),
+              device.is_cuda() && cuda_rt::allow_tf32() ? " (TF32)" : "");
+  struct Result {
+    std::string key, label;
+    double img_s, gflops;
+  };
+  std::vector<Result> results;
+  for (const Preset& p : presets) {
+    Generator gen(1);
+    ResNet34 net(p.config, &gen);
+    net.to(device);
+    const Tensor x = randn(p.input, DType::F32, device, &gen);
+    std::vector<int64_t> label_values;
+    for (int i = 0; i < batch; ++i) label_values.push_back(i % 2);
+    const Tensor labels = from_vector(label_values, Shape{batch}, device);
+    SGD opt(net.parameters(), SGDOptions{.lr = 0.01, .momentum = 0.9});
+
+    const double infer_s = median_step(device, reps, [&] {
+      net.eval();
+      NoGradGuard no_grad;
+      net(x);
+    });
+    const double train_s = median_step(device, reps, [&] {
+      net.train();
+      opt.zero_grad();
+      cross_entropy(net(x), labels).backward();
+      opt.step();
+    });
+    const std::string shape = p.input.str();
+    results.push_back({std::string(p.name) + "/infer", std::string(p.name) + " infer " + shape, batch / infer_s,
+                       batch * p.gflop / infer_s});
+    results.push_back({std::string(p.name) + "/train", std::string(p.name) + " train " + shape, batch / train_s,
+                       3 * batch * p.gflop / train_s});
+  }
+
+  const std::map<std::string, double> torch = pytorch_rates(device, batch, reps);
+  int below = 0;
+  for (const Result& r : results) {
+    auto it = torch.find(r.key);
+    if (it == torch.end()) {
+      std::printf("%-32s %8.2f img/s %7.1f GFLOP/s\n", r.label.c_str(), r.img_s, r.gflops);
+      continue;
+    }
+    const double ratio = r.img_s / it->second;
+    const bool ok = ratio >= target_ratio;
+    below += ok ? 0 : 1;
+    std::printf("%-32s %8.2f img/s %7.1f GFLOP/s  pytorch %8.2f img/s  %5.2fx  target >= %.1fx  %s\n",
+                r.label.c_str(), r.img_s, r.gflops, it->second, ratio, target_ratio, ok ? "ok" : "BELOW TARGET");
+  }
+  return below;
+}

@@ -1,0 +1,10 @@
+// The subcommands of the `stgs` binary, one file each (apps/cmd_*.cpp). Each takes the arguments after
+// its name and returns the process exit status; errors it cannot handle propagate as stgs::Error, which
+// main() prints.
+#pragma once
+
+namespace stgs::apps {
+
+int run_inspect(int argc, char** argv);  // apps/cmd_inspect.cpp
+
+}  // namespace stgs::apps
