@@ -28,7 +28,7 @@ BUILD ?= build/$(VARIANT)
 WARN     := -Wall -Wextra -Wno-unused-parameter
 CPPFLAGS := -I. -MMD -MP
 CXXFLAGS := -std=c++20 -O3 $(ARCH_FLAGS) -fopenmp $(WARN)
-LDLIBS   := -fopenmp -lopenblas -lpthread
+LDLIBS   := -fopenmp -lopenblas -lstb -lsndfile -lsamplerate -lfftw3f -lfftw3 -lpthread
 NVFLAGS  := -std=c++20 -O3 -arch=$(CUDA_ARCH) -I. -MMD -MP -Xcompiler -fopenmp --expt-relaxed-constexpr
 
 ifeq ($(SANITIZE),1)
@@ -46,7 +46,7 @@ endif
 # ---- sources --------------------------------------------------------------------------------------
 LIB_CPP := $(wildcard kernels/cpu/*.cpp) $(wildcard engine/*.cpp) $(wildcard engine/ops/*.cpp) \
            $(wildcard engine/nn/*.cpp) $(wildcard engine/optim/*.cpp) $(wildcard engine/io/*.cpp) \
-           $(wildcard nas/*.cpp)
+           $(wildcard nas/*.cpp) $(wildcard data/*.cpp)
 ifeq ($(CUDA),1)
   LIB_CU := $(wildcard kernels/cuda/*.cu) $(wildcard engine/cuda/*.cu)
 else

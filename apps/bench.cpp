@@ -7,6 +7,8 @@
 //   overhead    one 1-element add with autograd recording, in ns per op
 //   gumbel      the Gumbel-softmax kernels alone (forward with and without noise, backward) on 1M rows of
 //               K = 5  vs  a plain OpenMP copy loop; informational (no target)
+//   spectrogram the 300x257 spectrogram of a 3.0 s 16 kHz clip, clips/s on one thread and on all, with
+//               the achieved GFLOP/s of its FFTs; informational (no target)
 // Napkin math is beside each formula. Targets come from the engine-core issue: matmul >= 95% of OpenBLAS,
 // elementwise >= 70% of copy bandwidth, per-op overhead <= 1000 ns.
 // The CUDA section (apps/bench_cuda.cpp) follows the CPU one; its rows count toward the final total.
@@ -15,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -24,6 +27,7 @@
 
 #include "apps/bench_cuda.h"
 #include "apps/bench_models.h"
+#include "data/spectrogram.h"
 #include "engine/ops.h"
 #include "engine/storage.h"
 #include "engine/version.h"
@@ -170,6 +174,26 @@ void bench_gumbel(int64_t rows, int64_t K, int reps) {
   info_row("gumbel bwd", shape, 1e3 * t_bwd, bwd_bytes / t_bwd * 1e-9, "GB/s", copy_gbs);
 }
 
+void bench_spectrogram(int reps) {
+  // 3.0 s at 16 kHz = 48000 samples -> 1 + 48000 / 160 = 301 frames, each a real FFT of 512: about
+  // 2.5 N log2 N = 11.5 kFLOP, 3.47 MFLOP per clip (plus 400 window products and 257 magnitudes per frame,
+  // 0.2 MFLOP). At a few GFLOP/s per core in FFTW's size-512 codelets, ~1 ms per clip per thread.
+  const int64_t n = 3 * data::kSampleRate;
+  Generator g(5);
+  const std::vector<float> wav = rand({n}, DType::F32, Device::cpu(), &g, -0.5, 0.5).to_vector<float>();
+  const double flops = double(data::spectrogram_frames(n)) * 2.5 * data::kNfft * std::log2(double(data::kNfft));
+  auto one_clip = [&] { data::crop_window(data::spectrogram(wav), data::kWindowFrames); };
+  const double t1 = median_time(3, reps, one_clip);
+  const int threads = omp_get_max_threads(), clips = 4 * threads;
+  const double tn = median_time(1, reps, [&] {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < clips; ++i) one_clip();
+  });
+  std::printf("%-10s %-18s %9.3f ms %9.1f clips/s 1 thread, %9.1f clips/s %d threads, %5.2f GFLOP/s per "
+              "thread  (no target)\n", "spectrogram", "3 s clip 300x257", 1e3 * t1, 1 / t1, clips / tn, threads,
+              flops / t1 * 1e-9);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -209,15 +233,21 @@ int main(int argc, char** argv) {
       bench_elementwise(int64_t(16) << 20, quick ? 3 : 15);
       bench_overhead(quick ? 20000 : 200000);
       bench_gumbel(int64_t(1) << 20, 5, quick ? 3 : 15);
+      bench_spectrogram(quick ? 5 : 30);
     }
     // The issue's CPU anchor: batch 8 on this machine's threads, >= 1.0x PyTorch.
     if (models) g_failed_targets += run_model_benchmarks(Device::cpu(), 8, quick ? 1 : 3, 1.0);
+    // One search iteration (issue anchor: PyTorch eager about 225 ms here; target <= 75 ms).
+    if (models) g_failed_targets += run_search_benchmark(Device::cpu(), 8, 15, quick ? 3 : 7, 75.0);
     std::printf("\n");
   }
   if (cuda) {
     if (kernels) g_failed_targets += run_cuda_benchmarks(quick);
     // On a GPU: batch 64, >= 0.8x PyTorch eager (cudnn.benchmark on, same precision).
-    if (models && cuda_available()) g_failed_targets += run_model_benchmarks(Device::cuda(0), 64, quick ? 3 : 10, 0.8);
+    if (models && cuda_available()) {
+      g_failed_targets += run_model_benchmarks(Device::cuda(0), 64, quick ? 3 : 10, 0.8);
+      g_failed_targets += run_search_benchmark(Device::cuda(0), 8, 15, quick ? 3 : 10, 75.0);
+    }
   }
   std::printf("\n%d row(s) below target\n", g_failed_targets);
   return 0;

@@ -20,6 +20,7 @@
 #include "engine/nn/resnet.h"
 #include "engine/ops.h"
 #include "engine/optim/sgd.h"
+#include "nas/architect.h"
 
 using namespace stgs;
 
@@ -49,25 +50,23 @@ double median_step(Device device, int reps, Fn step) {
   return t[t.size() / 2];
 }
 
+// A Python that imports torch and torchvision: STGS_PYTHON, else /usr/bin/python3, else python3; empty
+// (with a note printed) when there is none.
+std::string find_python() {
+  if (const char* env = std::getenv("STGS_PYTHON")) return env;
+  for (const char* candidate : {"/usr/bin/python3", "python3"}) {
+    const std::string probe = std::string(candidate) + " -c 'import torch, torchvision' >/dev/null 2>&1";
+    if (std::system(probe.c_str()) == 0) return candidate;
+  }
+  std::printf("(PyTorch rows skipped: no python3 with torch and torchvision; set STGS_PYTHON)\n");
+  return "";
+}
+
 // The PyTorch rates keyed "preset/mode", from apps/bench_resnet_torch.py; empty when PyTorch is missing.
 std::map<std::string, double> pytorch_rates(Device device, int batch, int reps) {
   std::map<std::string, double> rates;
-  std::string python;
-  if (const char* env = std::getenv("STGS_PYTHON")) {
-    python = env;
-  } else {
-    for (const char* candidate : {"/usr/bin/python3", "python3"}) {
-      const std::string probe = std::string(candidate) + " -c 'import torch, torchvision' >/dev/null 2>&1";
-      if (std::system(probe.c_str()) == 0) {
-        python = candidate;
-        break;
-      }
-    }
-  }
-  if (python.empty()) {
-    std::printf("(PyTorch rows skipped: no python3 with torch and torchvision; set STGS_PYTHON)\n");
-    return rates;
-  }
+  const std::string python = find_python();
+  if (python.empty()) return rates;
   const std::string command = python + " apps/bench_resnet_torch.py --device " +
                               (device.is_cuda() ? "cuda" : "cpu") + " --batch " + std::to_string(batch) +
                               " --threads " + std::to_string(omp_get_max_threads()) + " --reps " +
@@ -149,4 +148,51 @@ int run_model_benchmarks(Device device, int batch, int reps, double target_ratio
                 r.label.c_str(), r.img_s, r.gflops, it->second, ratio, target_ratio, ok ? "ok" : "BELOW TARGET");
   }
   return below;
+}
+
+int run_search_benchmark(Device device, int batch, int samples, int reps, double target_ms) {
+  using namespace stgs::nas;
+  // Napkin math: per draw the exact path runs every op of 4 steps (2 cells x 2): LinearGLU's 1x1 conv
+  // 256 -> 256 and ConcatFC's 256 -> 128 over B L = 64 positions are 2 * 64 * (65536 + 32768) = 12.6 MFLOP,
+  // plus the cell outputs: about 55 MFLOP forward, ~165 MFLOP with the backward; M = 15 draws in each of the
+  // two steps: ~5 GFLOP per iteration, ~50 ms at 100 GFLOP/s, in some 20,000 small ops.
+  const SearchConfig config = SearchConfig::defaults(64);
+  Generator gen(1), data(2), sampler(3);
+  SearchNetwork net(config, &gen);
+  ArchParams arch(config, &gen);
+  net.to(device);
+  arch.to(device);
+  ArchitectOptions options;
+  options.samples = samples;
+  Architect architect(net, arch, options, 1000, &sampler);
+  auto batch_of = [&] {
+    SearchBatch b;
+    for (int64_t c : config.input_channels) b.features.push_back(randn(Shape{batch, c, config.L}, DType::F32, device, &data));
+    std::vector<int64_t> labels;
+    for (int i = 0; i < batch; ++i) labels.push_back(i % 2);
+    b.labels = from_vector(labels, Shape{batch}, device);
+    return b;
+  };
+  const SearchBatch train = batch_of(), val = batch_of();
+  const double seconds = median_step(device, reps, [&] { architect.step(train, val, 0); });
+  const double ms = seconds * 1e3;
+  const bool ok = ms <= target_ms;
+  std::printf("search iteration batch %d, M = %d, exact   %8.1f ms  target <= %.0f ms  %s\n", batch, samples, ms,
+              target_ms, ok ? "ok" : "BELOW TARGET");
+  const std::string python = find_python();
+  if (!python.empty()) {
+    const std::string command = python + " apps/bench_search_torch.py --device " + (device.is_cuda() ? "cuda" : "cpu") +
+                                " --batch " + std::to_string(batch) + " --samples " + std::to_string(samples) +
+                                " --threads " + std::to_string(omp_get_max_threads()) + " --reps " +
+                                std::to_string(reps) + " 2>&1";
+    FILE* pipe = popen(command.c_str(), "r");
+    char line[1024];
+    double torch_ms = 0;
+    while (pipe != nullptr && std::fgets(line, sizeof line, pipe) != nullptr)
+      if (std::sscanf(line, "{\"ms\": %lf", &torch_ms) != 1) std::printf("  pytorch: %s", line);
+    if (pipe != nullptr) pclose(pipe);
+    if (torch_ms > 0)
+      std::printf("  pytorch eager, same iteration         %8.1f ms  (%.2fx faster here)\n", torch_ms, torch_ms / ms);
+  }
+  return ok ? 0 : 1;
 }

@@ -6,5 +6,6 @@
 namespace stgs::apps {
 
 int run_inspect(int argc, char** argv);  // apps/cmd_inspect.cpp
+int run_synth(int argc, char** argv);    // apps/cmd_synth.cpp
 
 }  // namespace stgs::apps

@@ -40,7 +40,8 @@ STGS_HD int64_t adaptive_end(int64_t i, int64_t n, int64_t L) { return ((i + 1) 
 
 namespace stgs::kernels::cpu {
 
-// x: (planes, H, W) -> y, argmax: (planes, Ho, Wo); argmax holds the flat index h * W + w within the plane.
+// x: (planes, H, W) -> y, argmax: (planes, Ho, Wo); argmax holds the flat index h * W + w within the plane,
+// or is null when no backward will need it (inference), and then it is not written.
 template <class T>
 void max_pool2d_fwd(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, int64_t W, int64_t Ho,
                     int64_t Wo, PoolWindow win);

@@ -9,30 +9,12 @@
 
 #include "engine/io/safetensors.h"
 #include "engine/nn/resnet.h"
+#include "tests/test_files.h"
 
 using namespace stgs;
 
-namespace {
-
-struct CommandResult {
-  int status = -1;
-  std::string output;  // stdout and stderr together
-};
-
-CommandResult run_stgs(const std::string& args) {
-  const std::string command = std::string(STGS_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  CommandResult r;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) r.output.append(buffer, n);
-  const int raw = pclose(pipe);
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return r;
-}
-
-}  // namespace
+using testing::CommandResult;
+using testing::run_stgs;
 
 TEST_CASE("stgs: help, version, unknown command", "[cli]") {
   CommandResult r = run_stgs("--help");

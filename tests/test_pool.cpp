@@ -262,6 +262,17 @@ TEST_CASE("pool: padding acts as -inf for max, ties take the first, NaN propagat
   }
 }
 
+TEST_CASE("pool: max pools without a backward (no argmax written) give the same values", "[pool]") {
+  // Inference skips the argmax buffer; the values must not depend on whether a backward is recorded.
+  Tensor x = normal64(Shape{2, 3, 9, 8}, 5).to(DType::F32).set_requires_grad(true);
+  const Tensor with_grad = max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
+  const Tensor adaptive_with_grad = adaptive_max_pool2d(x, {4, 3});
+  NoGradGuard no_grad;
+  CHECK(max_pool2d(x, {3, 3}, {2, 2}, {1, 1}).to_vector<float>() == with_grad.to_vector<float>());
+  CHECK(adaptive_max_pool2d(x, {4, 3}).to_vector<float>() == adaptive_with_grad.to_vector<float>());
+  CHECK(adaptive_max_pool1d(x.flatten(2), 5).shape() == Shape{2, 3, 5});
+}
+
 TEST_CASE("pool: non-contiguous input and empty batch", "[pool]") {
   const Tensor base = normal64({2, 3, 9, 7}, 8);
   const Tensor xt = base.transpose(2, 3);  // (2, 3, 7, 9), not contiguous

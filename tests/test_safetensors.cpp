@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "engine/io/safetensors.h"
+#include "tests/test_files.h"
 
 using namespace stgs;
 namespace fs = std::filesystem;
@@ -28,40 +29,11 @@ using Catch::Contains;
 
 namespace {
 
-// A fresh directory per test case, removed with everything in it afterwards.
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    static int count = 0;
-    dir = fs::temp_directory_path() / ("stgs_safetensors_" + std::to_string(::getpid()) + "_" + std::to_string(count++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(dir, fs::perms::owner_all, ec);
-    fs::remove_all(dir, ec);
-  }
-  std::string file(const std::string& name) const { return (dir / name).string(); }
-  std::vector<std::string> listing() const {
-    std::vector<std::string> names;
-    for (const auto& entry : fs::directory_iterator(dir)) names.push_back(entry.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
+struct TempDir : testing::TempDir {
+  TempDir() : testing::TempDir("safetensors") {}
 };
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), std::streamsize(bytes.size()));
-}
+using testing::read_file_bytes;
+using testing::write_file_bytes;
 
 std::string le64(uint64_t v) {
   std::string s(8, '\0');
@@ -170,7 +142,7 @@ TEST_CASE("safetensors header follows the reference writer byte for byte", "[saf
       R"({"__metadata__":{"format":"pt"},"c":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},)"
       R"("b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},"z":{"dtype":"F32","shape":[],"data_offsets":[16,20]},)"
       R"("a":{"dtype":"U8","shape":[3],"data_offsets":[20,23]}})";
-  const std::string bytes = read_bytes(path);
+  const std::string bytes = read_file_bytes(path);
   REQUIRE(bytes.size() >= 8);
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = n << 8 | uint8_t(bytes[size_t(i)]);
@@ -182,7 +154,7 @@ TEST_CASE("safetensors header follows the reference writer byte for byte", "[saf
   // No tensors, no metadata: "{}" padded to 8.
   const std::string empty_path = tmp.file("empty.safetensors");
   save_safetensors(empty_path, std::vector<std::pair<std::string, Tensor>>{});
-  CHECK(read_bytes(empty_path) == le64(8) + "{}      ");
+  CHECK(read_file_bytes(empty_path) == le64(8) + "{}      ");
   CHECK(load_safetensors(empty_path).tensors.empty());
 }
 
@@ -200,7 +172,7 @@ TEST_CASE("safetensors reads files from foreign writers", "[safetensors]") {
   const float w[2] = {1.5f, -2.0f};
   std::string data(reinterpret_cast<const char*>(&b), 4);
   data += std::string(reinterpret_cast<const char*>(w), 8);
-  write_bytes(path, st_file(header, data));
+  write_file_bytes(path, st_file(header, data));
 
   const SafetensorsFile f = load_safetensors(path);
   CHECK(names_of(f) == std::vector<std::string>{"b", "w", "e"});
@@ -310,7 +282,7 @@ TEST_CASE("safetensors reader rejects malformed files", "[safetensors]") {
     const Case& c = cases[i];
     INFO(c.what);
     const std::string path = tmp.file("bad" + std::to_string(i) + ".safetensors");
-    write_bytes(path, c.bytes);
+    write_file_bytes(path, c.bytes);
     REQUIRE_ST_ERROR(load_safetensors(path), path, c.word);
   }
   // A directory is not a safetensors file.
@@ -320,14 +292,14 @@ TEST_CASE("safetensors reader rejects malformed files", "[safetensors]") {
 TEST_CASE("safetensors writer rejects bad names before touching the target", "[safetensors]") {
   TempDir tmp;
   const std::string path = tmp.file("model.safetensors");
-  write_bytes(path, "previous contents");
+  write_file_bytes(path, "previous contents");
   const Tensor t = scalar(1);
   REQUIRE_ST_ERROR(save_safetensors(path, {{"a", t}, {"b", t}, {"a", t}}), path, "more than once");
   REQUIRE_ST_ERROR(save_safetensors(path, {{"__metadata__", t}}), path, "reserved");
   REQUIRE_ST_ERROR(save_safetensors(path, {{"bad\xff", t}}), path, "UTF-8");
   REQUIRE_ST_ERROR(save_safetensors(path, {{"a", t}}, {{"k", "\xc0\xaf"}}), path, "UTF-8");
   REQUIRE_ST_ERROR(save_safetensors(path, {{"a", Tensor()}}), path, "undefined");
-  CHECK(read_bytes(path) == "previous contents");
+  CHECK(read_file_bytes(path) == "previous contents");
   CHECK(tmp.listing() == std::vector<std::string>{"model.safetensors"});
 }
 
@@ -337,7 +309,7 @@ TEST_CASE("safetensors writes atomically", "[safetensors]") {
   const Tensor big = zeros({256, 1024});  // 1 MiB
 
   SECTION("replacing an existing file leaves nothing else behind") {
-    write_bytes(path, "previous contents");
+    write_file_bytes(path, "previous contents");
     save_safetensors(path, {{"w", big}});
     CHECK(load_safetensors(path).get("w").shape() == Shape{256, 1024});
     CHECK(tmp.listing() == std::vector<std::string>{"model.safetensors"});
@@ -355,7 +327,7 @@ TEST_CASE("safetensors writes atomically", "[safetensors]") {
     CHECK(fs::is_directory(tmp.dir / "model.safetensors" / "inside"));
   }
   SECTION("a failed write removes the temporary file and keeps the old one") {
-    write_bytes(path, "previous contents");
+    write_file_bytes(path, "previous contents");
     // Cap the file size this process may write, so the data write fails part way (EFBIG, not SIGXFSZ).
     rlimit saved;
     REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
@@ -372,16 +344,16 @@ TEST_CASE("safetensors writes atomically", "[safetensors]") {
     ::setrlimit(RLIMIT_FSIZE, &saved);
     ::signal(SIGXFSZ, old_handler);
     CHECK_THAT(message, Contains(path) && Contains("writing") && Contains("too large"));
-    CHECK(read_bytes(path) == "previous contents");
+    CHECK(read_file_bytes(path) == "previous contents");
     CHECK(tmp.listing() == std::vector<std::string>{"model.safetensors"});
   }
   SECTION("a read-only directory fails and keeps the old file") {
-    write_bytes(path, "previous contents");
+    write_file_bytes(path, "previous contents");
     fs::permissions(tmp.dir, fs::perms::owner_read | fs::perms::owner_exec);
     // Root writes regardless of permissions; there the case says nothing.
     if (::access(tmp.dir.c_str(), W_OK) != 0) {
       REQUIRE_ST_ERROR(save_safetensors(path, {{"w", big}}), path, "Permission denied");
-      CHECK(read_bytes(path) == "previous contents");
+      CHECK(read_file_bytes(path) == "previous contents");
       CHECK(tmp.listing() == std::vector<std::string>{"model.safetensors"});
     }
     fs::permissions(tmp.dir, fs::perms::owner_all);

@@ -822,3 +822,12 @@ TEST_CASE("the CPU caching allocator reaches a steady state", "[tensor]") {
   }
   CHECK(alloc.stats().system_allocations == sys + 1);
 }
+
+TEST_CASE("relu propagates NaN like PyTorch, so a NaN loss is never hidden", "[tensor]") {
+  const Tensor x = from_vector(std::vector<float>{-1.0f, 0.0f, 2.0f, std::nanf("")}, Shape{4});
+  const std::vector<float> y = relu(x).to_vector<float>();
+  CHECK(y[0] == 0.0f);
+  CHECK(y[1] == 0.0f);
+  CHECK(y[2] == 2.0f);
+  CHECK(std::isnan(y[3]));
+}

@@ -1,19 +1,18 @@
 // safetensors writer (reference conventions, atomic replace) and validating reader.
 #include "engine/io/safetensors.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <bit>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <system_error>
+
+#include "engine/io/atomic_file.h"
+#include "engine/io/json_strict.h"
 
 namespace stgs {
 
@@ -99,35 +98,6 @@ std::string build_header(const std::vector<OutEntry>& entries, const std::map<st
   return text;
 }
 
-void write_all(int fd, const void* data, size_t n, const std::string& where, const std::string& tmp) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    const ssize_t written = ::write(fd, p, std::min(n, size_t(1) << 30));
-    if (written < 0 && errno == EINTR) continue;
-    const int err = errno;
-    STGS_CHECK(written > 0, where, "writing '", tmp, "' failed: ", errno_text(err));
-    p += written;
-    n -= size_t(written);
-  }
-}
-
-// Makes the rename itself durable. Best effort: the new file is already complete and in place.
-void sync_parent_directory(const std::string& path) {
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  (void)::fsync(fd);
-  ::close(fd);
-}
-
-// A name no other writer (thread or process) uses, next to the target so that rename() stays on one
-// file system and is atomic.
-std::string temporary_path(const std::string& path) {
-  static std::atomic<uint64_t> counter{0};
-  return path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-}
-
 // ---- reader -------------------------------------------------------------------------------------
 
 struct FileCloser {
@@ -144,36 +114,6 @@ struct InEntry {
 void read_exact(std::FILE* f, void* out, size_t n, const std::string& where) {
   STGS_CHECK(std::fread(out, 1, n, f) == n, where, "reading ", n, " bytes failed (",
              std::ferror(f) ? "read error" : "unexpected end of file; was it modified while being read?", ")");
-}
-
-// Parses the header, failing on the first duplicate key of any object: nlohmann::json would silently
-// keep only the last value, and the format disallows duplicates.
-json parse_header(const std::string& text, const std::string& where) {
-  // nlohmann::json stops at a NUL byte as if the input ended there, which would accept anything after it;
-  // valid JSON never contains a raw NUL.
-  const size_t nul = text.find('\0');
-  STGS_CHECK(nul == std::string::npos, where, "header is not valid JSON: NUL byte at header byte ", nul);
-  std::vector<std::set<std::string>> open_objects;
-  std::string duplicate;
-  auto watch_keys = [&](int, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::object_start) {
-      open_objects.emplace_back();
-    } else if (event == json::parse_event_t::object_end) {
-      open_objects.pop_back();
-    } else if (event == json::parse_event_t::key && duplicate.empty() &&
-               !open_objects.back().insert(parsed.get<std::string>()).second) {
-      duplicate = parsed.get<std::string>();
-    }
-    return true;
-  };
-  json header;
-  try {
-    header = json::parse(text, watch_keys);
-  } catch (const json::parse_error& e) {
-    STGS_FAIL(where, "header is not valid JSON: ", e.what());
-  }
-  STGS_CHECK(duplicate.empty(), where, "header has a duplicate key \"", duplicate, "\" (the format forbids them)");
-  return header;
 }
 
 std::map<std::string, std::string> parse_metadata(const json& value, const std::string& where) {
@@ -270,34 +210,15 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   unsigned char length[8];
   for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(uint64_t(header.size()) >> (8 * i));
 
-  const std::string tmp = temporary_path(path);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-  const int open_err = errno;
-  STGS_CHECK(fd >= 0, where, "cannot create the temporary file '", tmp, "': ", errno_text(open_err));
-  try {
-    write_all(fd, length, 8, where, tmp);
-    write_all(fd, header.data(), header.size(), where, tmp);
-    for (const OutEntry& e : entries) {
-      // One tensor at a time on the host, so saving GPU weights needs no second full copy in memory.
-      const Tensor host = e.tensor->detach().to(Device::cpu()).contiguous();
-      write_all(fd, host.raw_data(), size_t(e.end - e.begin), where, tmp);
-    }
-    const int synced = ::fsync(fd);
-    const int sync_err = errno;
-    STGS_CHECK(synced == 0, where, "fsync of '", tmp, "' failed: ", errno_text(sync_err));
-    const int closed = ::close(fd);
-    const int close_err = errno;
-    fd = -1;
-    STGS_CHECK(closed == 0, where, "closing '", tmp, "' failed: ", errno_text(close_err));
-    const int renamed = ::rename(tmp.c_str(), path.c_str());
-    const int rename_err = errno;
-    STGS_CHECK(renamed == 0, where, "renaming '", tmp, "' to '", path, "' failed: ", errno_text(rename_err));
-  } catch (...) {
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
+  AtomicFile file(path, where);
+  file.write(length, 8);
+  file.write(header);
+  for (const OutEntry& e : entries) {
+    // One tensor at a time on the host, so saving GPU weights needs no second full copy in memory.
+    const Tensor host = e.tensor->detach().to(Device::cpu()).contiguous();
+    file.write(host.raw_data(), size_t(e.end - e.begin));
   }
-  sync_parent_directory(path);
+  file.commit();
 }
 
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
@@ -331,7 +252,7 @@ SafetensorsFile load_safetensors(const std::string& path) {
   STGS_CHECK(n > 0 && text[0] == '{', where, "the header must be a JSON object starting with '{'");
   const size_t bad = find_invalid_utf8(text);
   STGS_CHECK(bad == std::string::npos, where, "the header is not valid UTF-8 (at header byte ", bad, ")");
-  const json header = parse_header(text, where);
+  const json header = parse_json_strict(text, where, "header");
 
   SafetensorsFile out;
   out.path = path;

@@ -52,11 +52,13 @@ Tensor window_pool(const char* name, const Tensor& x, Pair kernel, Pair stride, 
 
   const Tensor xc = x.contiguous();
   Tensor y = empty(Shape{N, C, Ho, Wo}, x.dtype(), x.device());
-  Tensor argmax = is_max ? empty(y.shape(), DType::I64, x.device()) : Tensor();
+  // The argmax is only kept for a backward; inference skips writing it (8 bytes per output).
+  Tensor argmax = is_max && any_requires_grad({&x}) ? empty(y.shape(), DType::I64, x.device()) : Tensor();
   if (y.numel() > 0) {
     if (is_max) {
       STGS_DISPATCH_FLOAT(x.dtype(), name,
-                          STGS_KERNEL(x.device(), max_pool2d_fwd<T>, y.data<T>(), argmax.data<int64_t>(),
+                          STGS_KERNEL(x.device(), max_pool2d_fwd<T>, y.data<T>(),
+                                      argmax.defined() ? argmax.data<int64_t>() : nullptr,
                                       xc.data<T>(), s.planes, H, W, Ho, Wo, win));
     } else {
       STGS_DISPATCH_FLOAT(x.dtype(), name,
@@ -100,11 +102,12 @@ Tensor adaptive_pool(const char* name, const Tensor& x, int rank, int64_t Ho, in
 
   const Tensor xc = x.contiguous();
   Tensor y = empty(out, x.dtype(), x.device());
-  Tensor argmax = is_max ? empty(out, DType::I64, x.device()) : Tensor();
+  Tensor argmax = is_max && any_requires_grad({&x}) ? empty(out, DType::I64, x.device()) : Tensor();
   if (y.numel() > 0) {
     if (is_max) {
       STGS_DISPATCH_FLOAT(x.dtype(), name,
-                          STGS_KERNEL(x.device(), adaptive_max_pool2d_fwd<T>, y.data<T>(), argmax.data<int64_t>(),
+                          STGS_KERNEL(x.device(), adaptive_max_pool2d_fwd<T>, y.data<T>(),
+                                      argmax.defined() ? argmax.data<int64_t>() : nullptr,
                                       xc.data<T>(), s.planes, H, W, Ho, Wo));
     } else {
       STGS_DISPATCH_FLOAT(x.dtype(), name,

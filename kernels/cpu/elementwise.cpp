@@ -101,7 +101,7 @@ void unary_fwd(UnaryOp op, T* y, const T* x, int64_t n, T alpha) {
     case UnaryOp::Exp: return map_flat(y, x, n, [](T v) { return std::exp(v); });
     case UnaryOp::Log: return map_flat(y, x, n, [](T v) { return std::log(v); });
     case UnaryOp::Sqrt: return map_flat(y, x, n, [](T v) { return std::sqrt(v); });
-    case UnaryOp::Relu: return map_flat(y, x, n, [](T v) { return v > T(0) ? v : T(0); });
+    case UnaryOp::Relu: return map_flat(y, x, n, [](T v) { return v < T(0) ? T(0) : v; });  // NaN stays NaN
     case UnaryOp::Sigmoid: return map_flat(y, x, n, [](T v) { return T(1) / (T(1) + std::exp(-v)); });
     case UnaryOp::Tanh: return map_flat(y, x, n, [](T v) { return std::tanh(v); });
     case UnaryOp::Abs: return map_flat(y, x, n, [](T v) { return std::abs(v); });

@@ -49,13 +49,13 @@ T rect_max(const T* xp, int64_t W, const Rect& r, int64_t* arg) {
         m = v;
         a = h * W + w;
         if (std::isnan(v)) {
-          *arg = a;
+          if (arg != nullptr) *arg = a;
           return m;
         }
       }
     }
   }
-  *arg = a;
+  if (arg != nullptr) *arg = a;
   return m;
 }
 
@@ -95,10 +95,11 @@ void max_pool2d_fwd(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H
   for_each_plane(planes, Ho * Wo * win.kh * win.kw, [&](int64_t p) {
     const T* xp = x + p * H * W;
     T* yp = y + p * Ho * Wo;
-    int64_t* ap = argmax + p * Ho * Wo;
+    int64_t* ap = argmax != nullptr ? argmax + p * Ho * Wo : nullptr;
     for (int64_t oh = 0; oh < Ho; ++oh)
       for (int64_t ow = 0; ow < Wo; ++ow)
-        yp[oh * Wo + ow] = rect_max(xp, W, window_rect(oh, ow, H, W, win, nullptr), &ap[oh * Wo + ow]);
+        yp[oh * Wo + ow] =
+            rect_max(xp, W, window_rect(oh, ow, H, W, win, nullptr), ap != nullptr ? &ap[oh * Wo + ow] : nullptr);
   });
 }
 
@@ -149,10 +150,11 @@ void adaptive_max_pool2d_fwd(T* y, int64_t* argmax, const T* x, int64_t planes, 
   for_each_plane(planes, H * W + Ho * Wo, [&](int64_t p) {
     const T* xp = x + p * H * W;
     T* yp = y + p * Ho * Wo;
-    int64_t* ap = argmax + p * Ho * Wo;
+    int64_t* ap = argmax != nullptr ? argmax + p * Ho * Wo : nullptr;
     for (int64_t oh = 0; oh < Ho; ++oh)
       for (int64_t ow = 0; ow < Wo; ++ow)
-        yp[oh * Wo + ow] = rect_max(xp, W, adaptive_rect(oh, ow, H, W, Ho, Wo), &ap[oh * Wo + ow]);
+        yp[oh * Wo + ow] =
+            rect_max(xp, W, adaptive_rect(oh, ow, H, W, Ho, Wo), ap != nullptr ? &ap[oh * Wo + ow] : nullptr);
   });
 }
 

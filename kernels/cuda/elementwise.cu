@@ -45,7 +45,7 @@ struct UnaryFwd {
     else if constexpr (Op == UnaryOp::Exp) return d_exp(v);
     else if constexpr (Op == UnaryOp::Log) return d_log(v);
     else if constexpr (Op == UnaryOp::Sqrt) return d_sqrt(v);
-    else if constexpr (Op == UnaryOp::Relu) return v > T(0) ? v : T(0);
+    else if constexpr (Op == UnaryOp::Relu) return v < T(0) ? T(0) : v;  // NaN stays NaN
     else if constexpr (Op == UnaryOp::Sigmoid) return T(1) / (T(1) + d_exp(-v));
     else if constexpr (Op == UnaryOp::Tanh) return d_tanh(v);
     else if constexpr (Op == UnaryOp::Abs) return d_abs(v);

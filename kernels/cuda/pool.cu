@@ -100,7 +100,7 @@ __global__ void max_fwd_kernel(T* y, int64_t* argmax, const T* x, int64_t planes
       }
     }
     y[o] = m;
-    argmax[o] = a;
+    if (argmax != nullptr) argmax[o] = a;
   }
 }
 

@@ -1,0 +1,88 @@
+// The bilevel search loop of STGS-BMNAS (paper Algorithm 1, section 3.7): per batch a weight step on a
+// training batch with sampled architectures, then an architecture step on a validation batch with fresh
+// samples; first order (no unrolled weight step).
+// defines: SearchBatch, WeightOptimizer, ArchitectOptions, StepStats, Architect
+//
+// Weight step: w -= lr * grad_w mean_m CE(net(train; A_m)), A_m ~ STGS(alpha, beta, gamma; lambda),
+//              SGD (momentum 0.9) or Adam, weight decay 3e-3, cosine schedule stepped per batch.
+// Arch step:   (alpha, beta, gamma) -= Adam step on grad mean_m CE(net(val; A'_m)) with fresh draws A'_m,
+//              Adam lr 3e-3, betas (0.5, 0.999), weight decay 1e-3 (DARTS/BM-NAS values, paper 4.3).
+// Both steps run the network in training mode (batch statistics, dropout), as BM-NAS does. During each
+// step the other side's parameters are frozen (no gradient tracking), so each optimizer sees only its own
+// loss and the backward does no work for the other side.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/optim/adam.h"
+#include "engine/optim/schedule.h"
+#include "engine/optim/sgd.h"
+#include "nas/search_network.h"
+#include "nas/temperature.h"
+
+namespace stgs::nas {
+
+// One batch as the search sees it: the N pooled backbone features (B, C_i, L) in SearchConfig order and the
+// labels (B), I64, class 1 = fake. apps/ fills it from the feature cache or the loader.
+struct SearchBatch {
+  std::vector<Tensor> features;
+  Tensor labels;
+};
+
+enum class WeightOptimizer { SGD, Adam };
+
+struct ArchitectOptions {
+  int samples = 15;                      // M architecture draws per step, losses averaged (paper: 15)
+  GumbelMode mode = GumbelMode::Hard;    // Hard: STGS; PlainSoftmax: BM-NAS's relaxation
+  SearchPath path = SearchPath::Exact;   // Fast evaluates only the sampled ops (GDAS-style gradient)
+  TemperatureSchedule temperature = TemperatureSchedule::fixed(10.0);  // paper: lambda = 10
+  WeightOptimizer weight_optimizer = WeightOptimizer::SGD;
+  double weight_lr = 3e-3;               // the cosine schedule's maximum (paper: 0.003)
+  double weight_min_lr = 1e-6;           // its minimum
+  double momentum = 0.9;                 // SGD only
+  double weight_decay = 3e-3;
+  double arch_lr = 3e-3;
+  double arch_beta1 = 0.5, arch_beta2 = 0.999;
+  double arch_weight_decay = 1e-3;
+};
+
+struct StepStats {
+  double train_loss = 0;  // mean over the M draws of the weight step
+  double val_loss = 0;    // mean over the M draws of the architecture step
+  double lambda = 0;      // temperature used
+};
+
+class Architect {
+ public:
+  // total_steps: batches over the whole search, the cosine schedule's period. The networks and `gen` must
+  // outlive the Architect; gen drives every architecture draw (the default generator when null).
+  Architect(SearchNetwork& net, ArchParams& arch, const ArchitectOptions& options, int64_t total_steps,
+            Generator* gen = nullptr);
+
+  // One bilevel step at `epoch` (which sets lambda). Throws on a non-finite loss, naming the step and epoch,
+  // before any optimizer applies it.
+  StepStats step(const SearchBatch& train, const SearchBatch& val, int epoch);
+
+  const ArchitectOptions& options() const { return options_; }
+  int64_t steps_done() const { return schedule_.last_step(); }
+  double weight_lr() const;
+
+  // Both optimizers, the schedule, the sampling generator's (seed, offset) and the default generator's
+  // (dropout masks), under "weight_opt.", "arch_opt.", "schedule.", "generator.", "default_generator.":
+  // with the network's and ArchParams' state dicts a search resumes bit-exactly.
+  StateDict state_dict() const;
+  void load_state_dict(const StateDict& dict);
+
+ private:
+  SearchNetwork& net_;
+  ArchParams& arch_;
+  ArchitectOptions options_;
+  Generator* gen_;
+  std::unique_ptr<Optimizer> weight_opt_;
+  Adam arch_opt_;
+  CosineSchedule schedule_;
+};
+
+}  // namespace stgs::nas
