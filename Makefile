@@ -33,7 +33,7 @@ NVFLAGS  := -std=c++20 -O3 -arch=$(CUDA_ARCH) -I. -MMD -MP -Xcompiler -fopenmp -
 
 ifeq ($(SANITIZE),1)
   # -Wno-maybe-uninitialized: GCC 12 at -O1 reports false positives inside <regex>, which Catch2 uses.
-  CXXFLAGS := -std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+  CXXFLAGS := -std=c++20 -O1 -g1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
               -fopenmp $(WARN) -Wno-maybe-uninitialized
   LDLIBS   += -fsanitize=address,undefined
 endif
@@ -102,7 +102,7 @@ test: $(TESTS) $(STGS)
 
 # The CPU suite under AddressSanitizer and UBSan (own build directory, CUDA off).
 asan:
-	$(MAKE) --no-print-directory SANITIZE=1 -j$(JOBS) build/asan/stgs_tests build/asan/stgs
+	$(MAKE) --no-print-directory SANITIZE=1 -j$(JOBS) build/asan/stgs_tests build/asan/stgs build/asan/stgs_bench
 	ASAN_OPTIONS=detect_leaks=1 build/asan/stgs_tests $(TEST_ARGS)
 
 bench: $(BENCH)
