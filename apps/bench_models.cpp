@@ -62,19 +62,28 @@ std::string find_python() {
   return "";
 }
 
+// Runs `script args` with the Python find_python() picks, passing each output line to on_line; returns
+// false (running nothing) when there is no such Python.
+template <class OnLine>
+bool run_pytorch_script(const std::string& script, const std::string& args, Device device, int reps, OnLine on_line) {
+  const std::string python = find_python();
+  if (python.empty()) return false;
+  const std::string command = python + " " + script + " --device " + (device.is_cuda() ? "cuda" : "cpu") +
+                              " --threads " + std::to_string(omp_get_max_threads()) + " --reps " +
+                              std::to_string(reps) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return false;
+  char line[1024];
+  while (std::fgets(line, sizeof line, pipe) != nullptr) on_line(line);
+  pclose(pipe);
+  return true;
+}
+
 // The PyTorch rates keyed "preset/mode", from apps/bench_resnet_torch.py; empty when PyTorch is missing.
 std::map<std::string, double> pytorch_rates(Device device, int batch, int reps) {
   std::map<std::string, double> rates;
-  const std::string python = find_python();
-  if (python.empty()) return rates;
-  const std::string command = python + " apps/bench_resnet_torch.py --device " +
-                              (device.is_cuda() ? "cuda" : "cpu") + " --batch " + std::to_string(batch) +
-                              " --threads " + std::to_string(omp_get_max_threads()) + " --reps " +
-                              std::to_string(reps) + (cuda_rt::allow_tf32() ? " --tf32" : "") + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return rates;
-  char line[1024];
-  while (std::fgets(line, sizeof line, pipe) != nullptr) {
+  const std::string args = "--batch " + std::to_string(batch) + (cuda_rt::allow_tf32() ? " --tf32" : "");
+  run_pytorch_script("apps/bench_resnet_torch.py", args, device, reps, [&](const char* line) {
     // {"preset": "image", "mode": "infer", "img_s": 9.28, "ms": 861.8}
     char preset[16], mode[16];
     double img_s = 0;
@@ -82,8 +91,7 @@ std::map<std::string, double> pytorch_rates(Device device, int batch, int reps) 
       rates[std::string(preset) + "/" + mode] = img_s;
     else
       std::printf("  pytorch: %s", line);
-  }
-  pclose(pipe);
+  });
   return rates;
 }
 
@@ -179,20 +187,12 @@ int run_search_benchmark(Device device, int batch, int samples, int reps, double
   const bool ok = ms <= target_ms;
   std::printf("search iteration batch %d, M = %d, exact   %8.1f ms  target <= %.0f ms  %s\n", batch, samples, ms,
               target_ms, ok ? "ok" : "BELOW TARGET");
-  const std::string python = find_python();
-  if (!python.empty()) {
-    const std::string command = python + " apps/bench_search_torch.py --device " + (device.is_cuda() ? "cuda" : "cpu") +
-                                " --batch " + std::to_string(batch) + " --samples " + std::to_string(samples) +
-                                " --threads " + std::to_string(omp_get_max_threads()) + " --reps " +
-                                std::to_string(reps) + " 2>&1";
-    FILE* pipe = popen(command.c_str(), "r");
-    char line[1024];
-    double torch_ms = 0;
-    while (pipe != nullptr && std::fgets(line, sizeof line, pipe) != nullptr)
-      if (std::sscanf(line, "{\"ms\": %lf", &torch_ms) != 1) std::printf("  pytorch: %s", line);
-    if (pipe != nullptr) pclose(pipe);
-    if (torch_ms > 0)
-      std::printf("  pytorch eager, same iteration         %8.1f ms  (%.2fx faster here)\n", torch_ms, torch_ms / ms);
-  }
+  double torch_ms = 0;
+  const std::string args = "--batch " + std::to_string(batch) + " --samples " + std::to_string(samples);
+  run_pytorch_script("apps/bench_search_torch.py", args, device, reps, [&](const char* line) {
+    if (std::sscanf(line, "{\"ms\": %lf", &torch_ms) != 1) std::printf("  pytorch: %s", line);
+  });
+  if (torch_ms > 0)
+    std::printf("  pytorch eager, same iteration         %8.1f ms  (%.2fx faster here)\n", torch_ms, torch_ms / ms);
   return ok ? 0 : 1;
 }

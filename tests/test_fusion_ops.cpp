@@ -14,6 +14,7 @@
 #include "nas/fusion_ops.h"
 #include "nas/reshape.h"
 #include "tests/gradcheck.h"
+#include "tests/module_gradcheck.h"
 
 using namespace stgs;
 using namespace stgs::nas;
@@ -23,47 +24,9 @@ namespace {
 
 using Named = std::vector<std::pair<std::string, Tensor>>;
 
-// loss = sum(f() * R) for a fixed random R, where f reads the F64 leaves in `wrt` (inputs and module
-// parameters, perturbed in place). Compares one backward pass with central differences (eps 1e-6) on at most
-// 40 evenly spread elements of each leaf, within the tolerance of tests/gradcheck.h.
+// At most 40 evenly spread elements of each leaf, within the tolerance of tests/gradcheck.h.
 void check_gradients(const std::function<Tensor()>& f, const Named& wrt) {
-  for (const auto& [name, t] : wrt) {
-    REQUIRE(t.dtype() == DType::F64);
-    REQUIRE(t.requires_grad());
-    t.zero_grad();
-  }
-  Generator gen(4321);
-  Tensor R;
-  {
-    NoGradGuard no_grad;
-    R = randn(f().shape(), DType::F64, Device::cpu(), &gen);
-  }
-  sum(f() * R).backward();
-  auto loss = [&] {
-    NoGradGuard no_grad;
-    return sum(f() * R).item();
-  };
-
-  const double eps = 1e-6;
-  for (const auto& [name, t] : wrt) {
-    INFO("gradient of " << name << " " << t.str());
-    REQUIRE(t.grad().defined());
-    const std::vector<double> analytic = t.grad().to_vector<double>();
-    double* data = t.data<double>();
-    const int64_t step = std::max<int64_t>(1, t.numel() / 40);
-    for (int64_t i = 0; i < t.numel(); i += step) {
-      const double saved = data[i];
-      data[i] = saved + eps;
-      const double up = loss();
-      data[i] = saved - eps;
-      const double down = loss();
-      data[i] = saved;
-      const double numeric = (up - down) / (2 * eps);
-      const double a = analytic[size_t(i)];
-      INFO("element " << i << ": analytic " << a << ", numeric " << numeric);
-      CHECK(std::abs(a - numeric) <= 1e-7 + 1e-5 * std::max(std::abs(a), std::abs(numeric)));
-    }
-  }
+  stgs::testing::check_leaf_gradients(f, wrt, 40, {.atol = 1e-7, .rtol = 1e-5, .floor = 0});
 }
 
 Tensor leaf(const Shape& shape, uint64_t seed) { return normal64(shape, seed).set_requires_grad(true); }

@@ -87,20 +87,28 @@ void scatter_argmax(T* dx, const T* dy, const int64_t* argmax, int64_t planes, i
   });
 }
 
-}  // namespace
-
-template <class T>
-void max_pool2d_fwd(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, int64_t W, int64_t Ho,
-                    int64_t Wo, PoolWindow win) {
-  for_each_plane(planes, Ho * Wo * win.kh * win.kw, [&](int64_t p) {
+// y, argmax: (planes, Ho, Wo) <- the maximum of x: (planes, H, W) over rect_of(oh, ow) for every output;
+// argmax may be null (no backward). work_per_plane sizes the parallel split.
+template <class T, class RectOf>
+void max_over_rects(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo,
+                    int64_t work_per_plane, RectOf rect_of) {
+  for_each_plane(planes, work_per_plane, [&](int64_t p) {
     const T* xp = x + p * H * W;
     T* yp = y + p * Ho * Wo;
     int64_t* ap = argmax != nullptr ? argmax + p * Ho * Wo : nullptr;
     for (int64_t oh = 0; oh < Ho; ++oh)
       for (int64_t ow = 0; ow < Wo; ++ow)
-        yp[oh * Wo + ow] =
-            rect_max(xp, W, window_rect(oh, ow, H, W, win, nullptr), ap != nullptr ? &ap[oh * Wo + ow] : nullptr);
+        yp[oh * Wo + ow] = rect_max(xp, W, rect_of(oh, ow), ap != nullptr ? &ap[oh * Wo + ow] : nullptr);
   });
+}
+
+}  // namespace
+
+template <class T>
+void max_pool2d_fwd(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, int64_t W, int64_t Ho,
+                    int64_t Wo, PoolWindow win) {
+  max_over_rects(y, argmax, x, planes, H, W, Ho, Wo, Ho * Wo * win.kh * win.kw,
+                 [&](int64_t oh, int64_t ow) { return window_rect(oh, ow, H, W, win, nullptr); });
 }
 
 template <class T>
@@ -147,15 +155,8 @@ void avg_pool2d_bwd(T* dx, const T* dy, int64_t planes, int64_t H, int64_t W, in
 template <class T>
 void adaptive_max_pool2d_fwd(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, int64_t W, int64_t Ho,
                              int64_t Wo) {
-  for_each_plane(planes, H * W + Ho * Wo, [&](int64_t p) {
-    const T* xp = x + p * H * W;
-    T* yp = y + p * Ho * Wo;
-    int64_t* ap = argmax != nullptr ? argmax + p * Ho * Wo : nullptr;
-    for (int64_t oh = 0; oh < Ho; ++oh)
-      for (int64_t ow = 0; ow < Wo; ++ow)
-        yp[oh * Wo + ow] =
-            rect_max(xp, W, adaptive_rect(oh, ow, H, W, Ho, Wo), ap != nullptr ? &ap[oh * Wo + ow] : nullptr);
-  });
+  max_over_rects(y, argmax, x, planes, H, W, Ho, Wo, H * W + Ho * Wo,
+                 [&](int64_t oh, int64_t ow) { return adaptive_rect(oh, ow, H, W, Ho, Wo); });
 }
 
 template <class T>
