@@ -72,6 +72,10 @@ BENCH := $(BUILD)/stgs_bench
 all: $(STGS) $(TESTS) $(BENCH)
 lib: $(LIB)
 
+# GCC contracts a*b + c into an FMA by default in C++ when the target has one; the optimizer updates must
+# round each operation on its own, like their CUDA twins (kernels/cuda/optim.cu), so the two agree bitwise.
+$(BUILD)/obj/kernels/cpu/optim.cpp.o: CXXFLAGS += -ffp-contract=off
+
 $(BUILD)/obj/%.cpp.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
@@ -128,7 +132,9 @@ gpu-check:
 	bash .ci/gpu-check
 
 # Debian packages for building on a GPU machine that has no network; carry .gpu-deps/ there.
-GPU_DEBS := catch2 libopenblas-dev libopenblas0 libopenblas0-pthread libopenblas-pthread-dev nlohmann-json3-dev libgfortran5
+GPU_DEBS := catch2 libopenblas-dev libopenblas0 libopenblas0-pthread libopenblas-pthread-dev nlohmann-json3-dev libgfortran5 \
+  libstb-dev libstb0 libsndfile1-dev libsndfile1 libsamplerate0-dev libsamplerate0 libfftw3-dev libfftw3-single3 \
+  libfftw3-double3 libflac12 libmp3lame0 libmpg123-0 libogg0 libopus0 libvorbis0a libvorbisenc2 libquadmath0
 gpu-deps:
 	@mkdir -p .gpu-deps && cd .gpu-deps && apt-get download -qq $(GPU_DEBS) 2>/dev/null
 	@ls .gpu-deps

@@ -1,5 +1,6 @@
 // Shared pieces of the CUDA kernels: launch geometry, warp/block reductions, strided index walks.
-// defines: kThreads, blocks_for, warp_sum, warp_max, block_sum, block_max, Pack, RowGroup, strided_offset
+// defines: kThreads, blocks_for, warp_sum, warp_max, block_sum, block_max, Pack, RowGroup, strided_offset,
+//          strided_offsets
 #pragma once
 
 #include <cuda_runtime.h>
@@ -98,6 +99,28 @@ __device__ __forceinline__ int64_t strided_offset(const StridedLayout& l, int k,
     i /= size;
   }
   return off;
+}
+
+// Element offsets of operands First..First+N-1 for the row-major output index i, from one decomposition of i
+// shared by all of them (strided_offset repeats it per operand). Index is uint32_t when the walk has fewer
+// than 2^31 elements (fits_u32), where a 32-bit divide costs a fraction of a 64-bit one; the outermost needs
+// no divide at all. Used by the broadcasting kernels, whose (N, C) + (C) bias adds are all divide.
+template <int First, int N, class Index>
+__device__ __forceinline__ void strided_offsets(const StridedLayout& l, Index i, int64_t (&off)[N]) {
+#pragma unroll
+  for (int k = 0; k < N; ++k) off[k] = 0;
+  for (int d = l.ndim - 1; d > 0; --d) {
+    const Index size = Index(l.sizes[d]);
+    const Index q = i / size;
+    const int64_t r = int64_t(i - q * size);
+#pragma unroll
+    for (int k = 0; k < N; ++k) off[k] += r * l.strides[First + k][d];
+    i = q;
+  }
+  if (l.ndim > 0) {
+#pragma unroll
+    for (int k = 0; k < N; ++k) off[k] += int64_t(i) * l.strides[First + k][0];
+  }
 }
 
 }  // namespace stgs::kernels::cuda

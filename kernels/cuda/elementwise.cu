@@ -203,31 +203,46 @@ StridedLayout collapse(const StridedLayout& l, int first, int last) {
   return c;
 }
 
-template <BinaryOp Op, class T>
-__global__ void binary_strided_kernel(T* out, const T* a, const T* b, StridedLayout l, int64_t n) {
+template <BinaryOp Op, class Index, class T>
+__global__ void binary_strided_kernel(T* out, const T* a, const T* b, StridedLayout l, Index n) {
   const Binary<Op, T> f;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    out[i] = f(a[strided_offset(l, 1, i)], b[strided_offset(l, 2, i)]);
+  for (Index i = Index(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += Index(gridDim.x) * blockDim.x) {
+    int64_t off[2];
+    strided_offsets<1, 2>(l, i, off);
+    out[i] = f(a[off[0]], b[off[1]]);
+  }
 }
 
-template <CompareOp Op, class T>
-__global__ void compare_kernel(uint8_t* out, const T* a, const T* b, StridedLayout l, int64_t n) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    out[i] = compare_op<Op>(a[strided_offset(l, 1, i)], b[strided_offset(l, 2, i)]) ? 1 : 0;
+template <CompareOp Op, class Index, class T>
+__global__ void compare_kernel(uint8_t* out, const T* a, const T* b, StridedLayout l, Index n) {
+  for (Index i = Index(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += Index(gridDim.x) * blockDim.x) {
+    int64_t off[2];
+    strided_offsets<1, 2>(l, i, off);
+    out[i] = compare_op<Op>(a[off[0]], b[off[1]]) ? 1 : 0;
+  }
 }
 
-template <class T>
-__global__ void where_kernel(T* out, const uint8_t* cond, const T* a, const T* b, StridedLayout l, int64_t n) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    out[i] = cond[strided_offset(l, 0, i)] ? a[strided_offset(l, 1, i)] : b[strided_offset(l, 2, i)];
+template <class Index, class T>
+__global__ void where_kernel(T* out, const uint8_t* cond, const T* a, const T* b, StridedLayout l, Index n) {
+  for (Index i = Index(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += Index(gridDim.x) * blockDim.x) {
+    int64_t off[3];
+    strided_offsets<0, 3>(l, i, off);
+    out[i] = cond[off[0]] ? a[off[1]] : b[off[2]];
+  }
 }
+
+// Whether a walk of n elements indexes in 32 bits (with room for the grid-stride step past the end).
+bool fits_u32(int64_t n) { return n < (int64_t(1) << 31); }
 
 template <BinaryOp Op, class T>
 void launch_binary(T* out, const T* a, const T* b, const StridedLayout& l, cudaStream_t s) {
   const int64_t n = l.numel();
   if (n == 0) return;
   if (l.contiguous(1, 2)) return launch_map2(out, a, b, n, Binary<Op, T>{}, s);
-  binary_strided_kernel<Op><<<blocks_for(n), kThreads, 0, s>>>(out, a, b, collapse(l, 1, 2), n);
+  if (fits_u32(n))
+    binary_strided_kernel<Op, uint32_t><<<blocks_for(n), kThreads, 0, s>>>(out, a, b, collapse(l, 1, 2), uint32_t(n));
+  else
+    binary_strided_kernel<Op, int64_t><<<blocks_for(n), kThreads, 0, s>>>(out, a, b, collapse(l, 1, 2), n);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -235,7 +250,10 @@ template <CompareOp Op, class T>
 void launch_compare(uint8_t* out, const T* a, const T* b, const StridedLayout& l, cudaStream_t s) {
   const int64_t n = l.numel();
   if (n == 0) return;
-  compare_kernel<Op><<<blocks_for(n), kThreads, 0, s>>>(out, a, b, collapse(l, 1, 2), n);
+  if (fits_u32(n))
+    compare_kernel<Op, uint32_t><<<blocks_for(n), kThreads, 0, s>>>(out, a, b, collapse(l, 1, 2), uint32_t(n));
+  else
+    compare_kernel<Op, int64_t><<<blocks_for(n), kThreads, 0, s>>>(out, a, b, collapse(l, 1, 2), n);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -313,7 +331,10 @@ void where_fwd(T* out, const uint8_t* cond, const T* a, const T* b, const Stride
   cudaStream_t s = stream;
   const int64_t n = layout.numel();
   if (n == 0) return;
-  where_kernel<<<blocks_for(n), kThreads, 0, s>>>(out, cond, a, b, collapse(layout, 0, 2), n);
+  if (fits_u32(n))
+    where_kernel<uint32_t><<<blocks_for(n), kThreads, 0, s>>>(out, cond, a, b, collapse(layout, 0, 2), uint32_t(n));
+  else
+    where_kernel<int64_t><<<blocks_for(n), kThreads, 0, s>>>(out, cond, a, b, collapse(layout, 0, 2), n);
   CUDA_CHECK_LAUNCH();
 }
 

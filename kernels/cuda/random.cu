@@ -51,13 +51,21 @@ __host__ __device__ int64_t philox_blocks(int64_t n, uint64_t offset) { return i
 
 // Grid-stride walk over the Philox blocks that cover elements [0, n) at counter offset `offset`: one
 // thread draws one block (4 values) and calls f(i, u) for each of its elements i in range, u the 32 bits
-// of counter offset + i. offset % 4 != 0 shifts element 0 into the middle of the first block.
-template <class F>
-__device__ __forceinline__ void for_each_philox_value(int64_t n, uint64_t seed, uint64_t offset, F f) {
+// of counter offset + i; offset % 4 != 0 shifts element 0 into the middle of the first block. When
+// `packed` (offset % 4 == 0 and every array aligned to 4 elements) a thread whose four elements are all in
+// range passes them to f4(i, r) at once, i = 4j, to load and store them as one pack: four scalar accesses
+// 16 bytes apart per thread kept the fills and dropout at 22-40% of the copy rate on an H200.
+template <class F4, class F>
+__device__ __forceinline__ void for_each_philox_block(int64_t n, uint64_t seed, uint64_t offset, bool packed, F4 f4,
+                                                      F f) {
   const int64_t blocks = philox_blocks(n, offset);
   const int64_t skew = int64_t(offset & 3);
   for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < blocks; j += int64_t(gridDim.x) * blockDim.x) {
     const Philox4 r = philox_block(seed, offset / 4 + uint64_t(j));
+    if (packed && 4 * j + 3 < n) {
+      f4(4 * j, r);
+      continue;
+    }
 #pragma unroll
     for (int lane = 0; lane < 4; ++lane) {
       const int64_t i = 4 * j + lane - skew;
@@ -67,9 +75,21 @@ __device__ __forceinline__ void for_each_philox_value(int64_t n, uint64_t seed, 
 }
 
 template <class T>
-__global__ void uniform_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, T lo, T hi) {
-  for_each_philox_value(n, seed, offset,
-                        [&](int64_t i, uint32_t bits) { out[i] = uniform_in_range_rn(uniform_of<T>(bits), lo, hi); });
+bool pack_aligned(const T* p) {
+  return (reinterpret_cast<uintptr_t>(p) % sizeof(Pack<T, 4>)) == 0;
+}
+
+template <class T>
+__global__ void uniform_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, T lo, T hi, bool packed) {
+  for_each_philox_block(
+      n, seed, offset, packed,
+      [&](int64_t i, const Philox4& r) {
+        Pack<T, 4> v;
+#pragma unroll
+        for (int lane = 0; lane < 4; ++lane) v.v[lane] = uniform_in_range_rn(uniform_of<T>(r.v[lane]), lo, hi);
+        *reinterpret_cast<Pack<T, 4>*>(out + i) = v;
+      },
+      [&](int64_t i, uint32_t bits) { out[i] = uniform_in_range_rn(uniform_of<T>(bits), lo, hi); });
 }
 
 template <class T>
@@ -80,9 +100,17 @@ __global__ void normal_kernel(T* out, int64_t n, uint64_t seed, uint64_t first_b
 
 // y = u >= p ? x * scale : 0 (scale = 1 / (1 - p) computed on the host, as on the CPU).
 template <class T>
-__global__ void dropout_kernel(T* y, const T* x, int64_t n, T p, T scale, uint64_t seed, uint64_t offset) {
-  for_each_philox_value(n, seed, offset,
-                        [&](int64_t i, uint32_t bits) { y[i] = uniform_of<T>(bits) >= p ? x[i] * scale : T(0); });
+__global__ void dropout_kernel(T* y, const T* x, int64_t n, T p, T scale, uint64_t seed, uint64_t offset,
+                               bool packed) {
+  for_each_philox_block(
+      n, seed, offset, packed,
+      [&](int64_t i, const Philox4& r) {
+        Pack<T, 4> v = *reinterpret_cast<const Pack<T, 4>*>(x + i);
+#pragma unroll
+        for (int lane = 0; lane < 4; ++lane) v.v[lane] = uniform_of<T>(r.v[lane]) >= p ? v.v[lane] * scale : T(0);
+        *reinterpret_cast<Pack<T, 4>*>(y + i) = v;
+      },
+      [&](int64_t i, uint32_t bits) { y[i] = uniform_of<T>(bits) >= p ? x[i] * scale : T(0); });
 }
 
 }  // namespace
@@ -91,7 +119,8 @@ template <class T>
 void uniform_fill(T* out, int64_t n, uint64_t seed, uint64_t offset, T lo, T hi, Stream stream) {
   cudaStream_t s = stream;
   if (n == 0) return;
-  uniform_kernel<<<blocks_for(philox_blocks(n, offset)), kThreads, 0, s>>>(out, n, seed, offset, lo, hi);
+  const bool packed = (offset & 3) == 0 && pack_aligned(out);
+  uniform_kernel<<<blocks_for(philox_blocks(n, offset)), kThreads, 0, s>>>(out, n, seed, offset, lo, hi, packed);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -108,7 +137,8 @@ void dropout_fwd(T* y, const T* x, int64_t n, T p, uint64_t seed, uint64_t offse
   cudaStream_t s = stream;
   if (n == 0) return;
   const T scale = T(1) / (T(1) - p);
-  dropout_kernel<<<blocks_for(philox_blocks(n, offset)), kThreads, 0, s>>>(y, x, n, p, scale, seed, offset);
+  const bool packed = (offset & 3) == 0 && pack_aligned(y) && pack_aligned(x);
+  dropout_kernel<<<blocks_for(philox_blocks(n, offset)), kThreads, 0, s>>>(y, x, n, p, scale, seed, offset, packed);
   CUDA_CHECK_LAUNCH();
 }
 

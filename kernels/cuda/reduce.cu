@@ -7,7 +7,9 @@
 // move an 8 B index plus two values per output element (16 B in F32), also bandwidth-bound.
 // No atomics in the reductions: every output has one owner thread or a fixed tree, so results are
 // deterministic. Contiguous rows (inner == 1) are reduced by a block with coalesced loads; columns
-// (inner > 1) by one thread each, consecutive threads reading consecutive i (coalesced).
+// (inner > 1) by one thread each, consecutive threads reading consecutive i (coalesced), or, when there are
+// too few columns to fill the GPU, by one thread per (chunk of rows, column) and a second pass.
+#include <algorithm>
 #include <climits>
 
 #include "kernels/cuda/common.cuh"
@@ -61,6 +63,23 @@ __global__ void sum_cols_kernel(T* out, const T* x, int64_t outer, int64_t n, in
     T acc = 0;
     for (int64_t j = 0; j < n; ++j) acc += col[j * inner];
     out[c] = acc;
+  }
+}
+
+// partial[c, col] = sum over the rows j of chunk c (rows_per_chunk of them) of column col of x (outer, n,
+// inner), col = o * inner + i; one thread per (chunk, column), consecutive threads on consecutive columns.
+template <class T>
+__global__ void sum_col_chunks_kernel(T* partial, const T* x, int64_t outer, int64_t n, int64_t inner,
+                                      int64_t rows_per_chunk, int64_t chunks) {
+  const int64_t cols = outer * inner;
+  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < chunks * cols;
+       t += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = t / cols, col = t % cols;
+    const T* p = x + (col / inner) * n * inner + col % inner;
+    const int64_t lo = c * rows_per_chunk, hi = lo + rows_per_chunk < n ? lo + rows_per_chunk : n;
+    T acc = 0;
+    for (int64_t j = lo; j < hi; ++j) acc += p[j * inner];
+    partial[t] = acc;
   }
 }
 
@@ -162,7 +181,25 @@ void sum_dim(T* out, const T* x, int64_t outer, int64_t n, int64_t inner, Stream
   cudaStream_t s = stream;
   if (outer == 0 || inner == 0) return;  // n == 0 still writes zeros, like the CPU
   if (inner > 1) {
-    sum_cols_kernel<T><<<blocks_for(outer * inner), kThreads, 0, s>>>(out, x, outer, n, inner);
+    // Few columns over many rows (a bias gradient: (32768, 1024) -> 1024) would give one thread per column
+    // and leave the GPU nearly idle: cut the rows into fixed chunks, one thread per (chunk, column), then
+    // sum each column's chunk sums in order (deterministic, no atomics).
+    const int64_t cols = outer * inner, wanted_threads = int64_t(132) * 2048;
+    const int64_t chunks = std::min(std::max<int64_t>(wanted_threads / cols, 1), n / 16);
+    if (chunks > 1) {
+      const int64_t rows_per_chunk = (n + chunks - 1) / chunks, used = (n + rows_per_chunk - 1) / rows_per_chunk;
+      T* partial = nullptr;
+      CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&partial), size_t(used * cols) * sizeof(T), s));
+      sum_col_chunks_kernel<T><<<blocks_for(used * cols), kThreads, 0, s>>>(partial, x, outer, n, inner,
+                                                                             rows_per_chunk, used);
+      CUDA_CHECK_LAUNCH();
+      // partial is (used, cols): a column sum over `used` rows with inner = cols.
+      sum_cols_kernel<T><<<blocks_for(cols), kThreads, 0, s>>>(out, partial, 1, used, cols);
+      CUDA_CHECK_LAUNCH();
+      CUDA_CHECK(cudaFreeAsync(partial, s));
+      return;
+    }
+    sum_cols_kernel<T><<<blocks_for(cols), kThreads, 0, s>>>(out, x, outer, n, inner);
     CUDA_CHECK_LAUNCH();
     return;
   }
