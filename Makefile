@@ -47,6 +47,9 @@ endif
 LIB_CPP := $(wildcard kernels/cpu/*.cpp) $(wildcard engine/*.cpp) $(wildcard engine/ops/*.cpp) \
            $(wildcard engine/nn/*.cpp) $(wildcard engine/optim/*.cpp) $(wildcard engine/io/*.cpp) \
            $(wildcard nas/*.cpp) $(wildcard data/*.cpp)
+# apps/ support code (run directories, plots, ...) goes into the library too, so the tests can reach it;
+# the subcommands (cmd_*.cpp), main (stgs.cpp) and the benchmark program stay out.
+LIB_CPP += $(filter-out apps/stgs.cpp apps/cmd_%.cpp apps/bench%.cpp,$(wildcard apps/*.cpp))
 ifeq ($(CUDA),1)
   LIB_CU := $(wildcard kernels/cuda/*.cu) $(wildcard engine/cuda/*.cu)
 else

@@ -1,0 +1,38 @@
+#include "apps/interrupt.h"
+
+#include <csignal>
+
+namespace stgs::apps {
+namespace {
+
+volatile std::sig_atomic_t g_requested = 0;
+struct sigaction g_old_int, g_old_term;
+
+void on_signal(int) {
+  g_requested = 1;
+  // The next signal takes the default action: a user who presses Ctrl-C twice means it.
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+}
+
+}  // namespace
+
+InterruptGuard::InterruptGuard() {
+  g_requested = 0;
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &g_old_int);
+  sigaction(SIGTERM, &sa, &g_old_term);
+}
+
+InterruptGuard::~InterruptGuard() {
+  sigaction(SIGINT, &g_old_int, nullptr);
+  sigaction(SIGTERM, &g_old_term, nullptr);
+}
+
+bool interrupt_requested() { return g_requested != 0; }
+
+void request_interrupt() { g_requested = 1; }
+
+}  // namespace stgs::apps
