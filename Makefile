@@ -155,4 +155,4 @@ help:
 	@echo "make gpu-deps  fetch the build's Debian packages into .gpu-deps/ for a GPU machine without network"
 	@echo "make CUDA=0    CPU-only build in build/cpu;  CUDA_ARCH=sm_90 picks the GPU architecture"
 
--include $(patsubst %.o,%.d,$(LIB_OBJ) $(TEST_OBJ) $(call obj,apps/stgs.cpp apps/bench.cpp apps/bench_cuda.cpp))
+-include $(patsubst %.o,%.d,$(LIB_OBJ) $(TEST_OBJ) $(call obj,$(wildcard apps/*.cpp)))

@@ -3,18 +3,19 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "apps/commands.h"
+#include "apps/options.h"
 #include "data/synthetic.h"
 #include "kernels/check.h"
 
 namespace stgs::apps {
 namespace {
+
+constexpr const char* kCommand = "stgs synth";
 
 void print_synth_help(FILE* out) {
   const data::SynthConfig d;
@@ -46,38 +47,6 @@ void print_synth_help(FILE* out) {
       d.split[0], d.split[1], d.split[2], d.mix[0], d.mix[1], d.mix[2], d.mix[3]);
 }
 
-// Whole-string numeric parses; each throws naming the option and the value.
-long long parse_integer(const std::string& option, const std::string& value, long long lo, long long hi) {
-  char* end = nullptr;
-  const long long v = std::strtoll(value.c_str(), &end, 10);
-  STGS_CHECK(!value.empty() && *end == '\0' && v >= lo && v <= hi, "stgs synth: ", option, " expects an integer in [",
-             lo, ", ", hi, "], got '", value, "'");
-  return v;
-}
-
-double parse_number(const std::string& option, const std::string& value) {
-  char* end = nullptr;
-  const double v = std::strtod(value.c_str(), &end);
-  STGS_CHECK(!value.empty() && *end == '\0' && std::isfinite(v), "stgs synth: ", option, " expects a number, got '",
-             value, "'");
-  return v;
-}
-
-// Exactly `count` numbers separated by `separator` (e.g. "70,15,15").
-std::vector<double> parse_list(const std::string& option, const std::string& value, size_t count, char separator) {
-  std::vector<double> out;
-  size_t start = 0;
-  for (;;) {
-    const size_t at = value.find(separator, start);
-    out.push_back(parse_number(option, value.substr(start, at - start)));
-    if (at == std::string::npos) break;
-    start = at + 1;
-  }
-  STGS_CHECK(out.size() == count, "stgs synth: ", option, " expects ", count, " numbers separated by '", separator,
-             "', got '", value, "'");
-  return out;
-}
-
 // A bar on stderr, redrawn in place at each whole percent: "synth [#########           ]  90/200 clips".
 void draw_progress(int64_t done, int64_t total) {
   if (done < total && done * 100 / total == (done - 1) * 100 / total) return;
@@ -107,27 +76,27 @@ int run_synth(int argc, char** argv) {
     } else if (arg == "--out") {
       out = value();
     } else if (arg == "--clips") {
-      config.clips = parse_integer(arg, value(), 1, 1000000);
+      config.clips = parse_integer(kCommand, arg, value(), 1, 1000000);
     } else if (arg == "--seed") {
-      config.seed = uint64_t(parse_integer(arg, value(), 0, (1ll << 62)));
+      config.seed = uint64_t(parse_integer(kCommand, arg, value(), 0, (1ll << 62)));
     } else if (arg == "--size") {
-      config.size = int(parse_integer(arg, value(), 16, 1024));
+      config.size = int(parse_integer(kCommand, arg, value(), 16, 1024));
     } else if (arg == "--frames") {
-      config.frames = int(parse_integer(arg, value(), 1, 1000));
+      config.frames = int(parse_integer(kCommand, arg, value(), 1, 1000));
     } else if (arg == "--seconds") {
       const std::string v = value();
-      const std::vector<double> range = parse_list(arg, v, v.find(':') == std::string::npos ? 1 : 2, ':');
+      const std::vector<double> range = parse_list(kCommand, arg, v, v.find(':') == std::string::npos ? 1 : 2, ':');
       config.min_seconds = range.front(), config.max_seconds = range.back();
     } else if (arg == "--strength") {
-      config.strength = parse_number(arg, value());
+      config.strength = parse_number(kCommand, arg, value());
     } else if (arg == "--split") {
-      const std::vector<double> w = parse_list(arg, value(), 3, ',');
+      const std::vector<double> w = parse_list(kCommand, arg, value(), 3, ',');
       std::copy(w.begin(), w.end(), config.split);
     } else if (arg == "--mix") {
-      const std::vector<double> w = parse_list(arg, value(), 4, ',');
+      const std::vector<double> w = parse_list(kCommand, arg, value(), 4, ',');
       std::copy(w.begin(), w.end(), config.mix);
     } else if (arg == "--threads") {
-      config.threads = int(parse_integer(arg, value(), 0, 1024));
+      config.threads = int(parse_integer(kCommand, arg, value(), 0, 1024));
     } else if (arg == "--force") {
       config.force = true;
     } else if (arg == "--quiet") {

@@ -7,5 +7,6 @@ namespace stgs::apps {
 
 int run_inspect(int argc, char** argv);  // apps/cmd_inspect.cpp
 int run_synth(int argc, char** argv);    // apps/cmd_synth.cpp
+int run_import(int argc, char** argv);   // apps/cmd_import.cpp
 
 }  // namespace stgs::apps

@@ -18,6 +18,7 @@ void print_help(FILE* out) {
                "usage: stgs <command> [options]\n"
                "\n"
                "commands:\n"
+               "  import      import FakeAVCeleb or SWAN-DF: frames, 16 kHz WAV and a manifest (needs ffmpeg)\n"
                "  inspect     list the tensors of a safetensors checkpoint; compare them with a model\n"
                "  synth       write the synthetic audio-visual deepfake set (PNG frames, WAV, manifest)\n"
                "  version     print the version, the build (CPU/CUDA) and the visible GPUs\n"
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "inspect") return stgs::apps::run_inspect(argc - 2, argv + 2);
     if (cmd == "synth") return stgs::apps::run_synth(argc - 2, argv + 2);
+    if (cmd == "import") return stgs::apps::run_import(argc - 2, argv + 2);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "stgs %s: error: %s\n", cmd.c_str(), e.what());
     return 1;

@@ -58,45 +58,6 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b);
 }
 
-// Splits one CSV line into fields. Returns the problem, or "" when the line is well formed.
-std::string split_fields(const std::string& line, std::vector<std::string>& fields) {
-  fields.clear();
-  size_t i = 0;
-  const size_t n = line.size();
-  while (true) {
-    while (i < n && is_blank(line[i])) ++i;
-    std::string field;
-    if (i < n && line[i] == '"') {
-      const size_t opened = i++;
-      bool closed = false;
-      while (i < n && !closed) {
-        if (line[i] != '"') {
-          field += line[i++];
-        } else if (i + 1 < n && line[i + 1] == '"') {
-          field += '"';
-          i += 2;
-        } else {
-          ++i;
-          closed = true;
-        }
-      }
-      if (!closed)
-        return "unterminated quoted field at column " + std::to_string(opened + 1) + " (fields cannot span lines)";
-      while (i < n && is_blank(line[i])) ++i;
-      if (i < n && line[i] != ',') return "unexpected text after the quoted field at column " + std::to_string(i + 1);
-    } else {
-      const size_t end = std::min(line.find(',', i), n);
-      field = trim(line.substr(i, end - i));
-      if (field.find('"') != std::string::npos)
-        return "a quote inside the unquoted field '" + field + "' (quote the whole field and double inner quotes)";
-      i = end;
-    }
-    fields.push_back(std::move(field));
-    if (i >= n) return "";
-    ++i;  // the comma
-  }
-}
-
 std::string resolve(const fs::path& base, const std::string& value) {
   const fs::path p(value);
   return (p.is_absolute() ? p : base / p).lexically_normal().string();
@@ -214,7 +175,7 @@ std::string parse_row(const std::vector<std::string>& fields, const std::vector<
 // Header names -> column_of[Column] (-1 for an absent optional column); throws on a bad header.
 std::vector<int> parse_header(const std::string& line, const std::string& where) {
   std::vector<std::string> names;
-  const std::string problem = split_fields(line, names);
+  const std::string problem = split_csv_line(line, names);
   STGS_CHECK(problem.empty(), where, ": header: ", problem);
   std::vector<int> column_of(kColumns.size(), -1);
   for (size_t i = 0; i < names.size(); ++i) {
@@ -236,6 +197,55 @@ std::vector<int> parse_header(const std::string& line, const std::string& where)
 }
 
 }  // namespace
+
+std::string split_csv_line(const std::string& line, std::vector<std::string>& fields) {
+  fields.clear();
+  size_t i = 0;
+  const size_t n = line.size();
+  while (true) {
+    while (i < n && is_blank(line[i])) ++i;
+    std::string field;
+    if (i < n && line[i] == '"') {
+      const size_t opened = i++;
+      bool closed = false;
+      while (i < n && !closed) {
+        if (line[i] != '"') {
+          field += line[i++];
+        } else if (i + 1 < n && line[i + 1] == '"') {
+          field += '"';
+          i += 2;
+        } else {
+          ++i;
+          closed = true;
+        }
+      }
+      if (!closed)
+        return "unterminated quoted field at column " + std::to_string(opened + 1) + " (fields cannot span lines)";
+      while (i < n && is_blank(line[i])) ++i;
+      if (i < n && line[i] != ',') return "unexpected text after the quoted field at column " + std::to_string(i + 1);
+    } else {
+      const size_t end = std::min(line.find(',', i), n);
+      field = trim(line.substr(i, end - i));
+      if (field.find('"') != std::string::npos)
+        return "a quote inside the unquoted field '" + field + "' (quote the whole field and double inner quotes)";
+      i = end;
+    }
+    fields.push_back(std::move(field));
+    if (i >= n) return "";
+    ++i;  // the comma
+  }
+}
+
+// A field as CSV: quoted when it holds a comma or quote, has blanks at either end (the reader trims
+// unquoted fields) or starts with '#' (which would make the line a comment).
+std::string csv_field(const std::string& value) {
+  const bool quote = value.find_first_of(",\"") != std::string::npos ||
+                     (!value.empty() && (is_blank(value.front()) || is_blank(value.back()) || value.front() == '#'));
+  if (!quote) return value;
+  std::string out = "\"";
+  for (char c : value) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
 
 Manifest read_manifest(const std::string& path, const ManifestReadOptions& options) {
   std::ifstream in(path, std::ios::binary);
@@ -268,7 +278,7 @@ Manifest read_manifest(const std::string& path, const ManifestReadOptions& optio
       if (!options.skip_bad) STGS_FAIL(message);
       manifest.skipped.push_back(message);
     };
-    if (std::string problem = split_fields(line, fields); !problem.empty()) {
+    if (std::string problem = split_csv_line(line, fields); !problem.empty()) {
       bad(problem);
       continue;
     }
@@ -293,21 +303,6 @@ Manifest read_manifest(const std::string& path, const ManifestReadOptions& optio
              "audio and optionally face_box, source)");
   return manifest;
 }
-
-namespace {
-
-// A field as CSV: quoted when it holds a comma or quote, has blanks at either end (the reader trims
-// unquoted fields) or starts with '#' (which would make the line a comment).
-std::string csv_field(const std::string& value) {
-  const bool quote = value.find_first_of(",\"") != std::string::npos ||
-                     (!value.empty() && (is_blank(value.front()) || is_blank(value.back()) || value.front() == '#'));
-  if (!quote) return value;
-  std::string out = "\"";
-  for (char c : value) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
-}  // namespace
 
 void write_manifest(const std::string& path, const std::vector<ManifestRow>& rows) {
   const fs::path base = fs::absolute(path).parent_path();

@@ -1,7 +1,7 @@
 // Dataset manifests: one CSV file listing every clip of a dataset (real sets through importers, or the
 // synthetic generator), so the loader sees them all the same way.
 // defines: Split, Label, Category, split_name, label_name, category_name, category_type, category_label,
-//          ManifestRow, Manifest, ManifestReadOptions, read_manifest, write_manifest
+//          ManifestRow, Manifest, ManifestReadOptions, read_manifest, write_manifest, split_csv_line, csv_field
 //
 // Format (README "Data: manifests, decoding, spectrograms"): UTF-8 CSV with a header naming the columns
 // (any order): id, split, label, category, frames, audio, and optionally face_box and source. Fields may be
@@ -72,5 +72,12 @@ Manifest read_manifest(const std::string& path, const ManifestReadOptions& optio
 // the category, both or neither of frames_dir / frame_files, a ';' inside a listed frame path, a line break
 // in any field).
 void write_manifest(const std::string& path, const std::vector<ManifestRow>& rows);
+
+// The CSV dialect of manifests, for other CSV files (dataset metadata, importers' side files).
+// Splits one line into fields (quoted fields unquoted, unquoted ones trimmed); returns the problem, or "" when
+// the line is well formed.
+std::string split_csv_line(const std::string& line, std::vector<std::string>& fields);
+// A value as one CSV field: quoted when split_csv_line would otherwise not read it back unchanged.
+std::string csv_field(const std::string& value);
 
 }  // namespace stgs::data

@@ -1,0 +1,198 @@
+// ffmpeg as a subprocess: spawning, collecting its output, and parsing the frame and sample streams (see
+// ffmpeg.h).
+#include "data/ffmpeg.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/check.h"
+
+extern char** environ;
+
+namespace stgs::data {
+
+namespace {
+
+// Closes a descriptor once, on every path out of run_process.
+struct Fd {
+  int fd = -1;
+  ~Fd() { close(); }
+  void close() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+};
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// Reads one decimal field of a PPM header at `at` (after skipping whitespace); -1 when there is none.
+long ppm_number(const std::string& s, size_t& at) {
+  while (at < s.size() && is_space(s[at])) ++at;
+  long v = -1;
+  while (at < s.size() && s[at] >= '0' && s[at] <= '9' && v < (1l << 24)) v = (v < 0 ? 0 : v * 10) + (s[at++] - '0');
+  return v;
+}
+
+// ffmpeg's reason for a failed run: its last stderr line, or the exit status when it wrote nothing.
+std::string failure_reason(const ProcessResult& r) {
+  const std::string line = last_line(r.err);
+  return line.empty() ? "exit status " + std::to_string(r.status) + " without a message" : line;
+}
+
+}  // namespace
+
+DecodeError::DecodeError(std::string file, std::string reason)
+    : Error("unreadable video or audio file '" + file + "': " + reason),
+      file_(std::move(file)),
+      reason_(std::move(reason)) {}
+
+ProcessResult run_process(const std::vector<std::string>& argv) {
+  STGS_CHECK(!argv.empty(), "run_process: empty command");
+  const std::string program = find_program(argv[0]);
+  STGS_CHECK(!program.empty(), "cannot run '", argv[0], "': not found on PATH");
+  // O_CLOEXEC: children spawned at the same time by other threads must not inherit these pipe ends, or a
+  // pipe would stay open (no end of file) until those unrelated children exit.
+  int out_pipe[2], err_pipe[2];
+  STGS_CHECK(pipe2(out_pipe, O_CLOEXEC) == 0, "cannot create a pipe for '", argv[0], "': ", std::strerror(errno));
+  Fd out_read{out_pipe[0]}, out_write{out_pipe[1]};
+  STGS_CHECK(pipe2(err_pipe, O_CLOEXEC) == 0, "cannot create a pipe for '", argv[0], "': ", std::strerror(errno));
+  Fd err_read{err_pipe[0]}, err_write{err_pipe[1]};
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out_write.fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, err_write.fd, 2);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  const int spawned = posix_spawn(&pid, program.c_str(), &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  STGS_CHECK(spawned == 0, "cannot run '", program, "': ", std::strerror(spawned));
+  out_write.close();
+  err_write.close();
+
+  ProcessResult result;
+  pollfd fds[2] = {{out_read.fd, POLLIN, 0}, {err_read.fd, POLLIN, 0}};
+  std::string* sinks[2] = {&result.out, &result.err};
+  char buffer[1 << 16];
+  for (int open = 2; open > 0;) {
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      const ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
+      if (n > 0) {
+        sinks[i]->append(buffer, size_t(n));
+      } else if (n == 0 || errno != EINTR) {
+        fds[i].fd = -1;  // end of file (poll ignores negative descriptors)
+        --open;
+      }
+    }
+  }
+  // Closed before waiting, so a child still writing (only after a failed poll) ends on a broken pipe.
+  out_read.close();
+  err_read.close();
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+std::string find_program(const std::string& name) {
+  if (name.empty()) return "";
+  if (name.find('/') != std::string::npos) return access(name.c_str(), X_OK) == 0 ? name : "";
+  const char* env = std::getenv("PATH");
+  const std::string path = env ? env : "/usr/local/bin:/usr/bin:/bin";
+  for (size_t b = 0; b <= path.size();) {
+    const size_t e = std::min(path.find(':', b), path.size());
+    const std::string candidate = path.substr(b, e - b) + "/" + name;
+    if (e > b && access(candidate.c_str(), X_OK) == 0) return candidate;
+    b = e + 1;
+  }
+  return "";
+}
+
+std::string find_ffmpeg() {
+  const std::string ffmpeg = find_program("ffmpeg");
+  STGS_CHECK(!ffmpeg.empty(),
+             "the 'ffmpeg' program was not found on PATH; the importers run it to decode videos. Install it "
+             "(Debian/Ubuntu: apt-get install ffmpeg, or `make deps`) or add its directory to PATH");
+  return ffmpeg;
+}
+
+std::string last_line(const std::string& text) {
+  size_t end = text.size();
+  while (end > 0) {
+    while (end > 0 && is_space(text[end - 1])) --end;
+    const size_t begin = text.rfind('\n', end == 0 ? 0 : end - 1);
+    const size_t from = begin == std::string::npos ? 0 : begin + 1;
+    std::string line = text.substr(from, end - from);
+    size_t b = 0;
+    while (b < line.size() && is_space(line[b])) ++b;
+    if (b < line.size()) return line.substr(b);
+    end = from;
+  }
+  return "";
+}
+
+std::vector<Image> decode_sampled_frames(const std::string& ffmpeg, const std::string& path, int k) {
+  // -vsync passthrough: every decoded frame once, none duplicated or dropped to fit a frame rate.
+  const ProcessResult r = run_process({ffmpeg, "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0", "-vsync",
+                                       "passthrough", "-f", "image2pipe", "-c:v", "ppm", "-pix_fmt", "rgb24", "-"});
+  if (r.status != 0) throw DecodeError(path, failure_reason(r));
+  struct Frame {
+    size_t offset;
+    int width, height;
+  };
+  std::vector<Frame> frames;
+  for (size_t at = 0; at < r.out.size();) {
+    // One frame: "P6" <ws> width <ws> height <ws> 255 <one ws byte> then width * height * 3 bytes.
+    const std::string frame = "frame " + std::to_string(frames.size());
+    if (r.out.compare(at, 2, "P6") != 0) throw DecodeError(path, frame + " of ffmpeg's output is not a PPM image");
+    at += 2;
+    const long w = ppm_number(r.out, at), h = ppm_number(r.out, at), maxval = ppm_number(r.out, at);
+    if (w <= 0 || h <= 0 || maxval != 255 || at >= r.out.size())
+      throw DecodeError(path, frame + " of ffmpeg's output has a malformed PPM header");
+    ++at;
+    const size_t bytes = size_t(w) * size_t(h) * 3;
+    if (r.out.size() - at < bytes) throw DecodeError(path, "ffmpeg's output ends inside " + frame);
+    frames.push_back({at, int(w), int(h)});
+    at += bytes;
+  }
+  if (frames.empty()) throw DecodeError(path, "no video frame");
+  std::vector<Image> picked;
+  for (int64_t index : sample_frame_indices(int64_t(frames.size()), k)) {
+    const Frame& f = frames[size_t(index)];
+    Image image;
+    image.width = f.width, image.height = f.height;
+    const auto begin = r.out.begin() + long(f.offset);
+    image.rgb.assign(begin, begin + long(size_t(f.width) * size_t(f.height) * 3));
+    picked.push_back(std::move(image));
+  }
+  return picked;
+}
+
+std::vector<float> decode_audio_16k(const std::string& ffmpeg, const std::string& path) {
+  const ProcessResult r = run_process({ffmpeg, "-nostdin", "-v", "error", "-i", path, "-map", "0:a:0", "-ac", "1",
+                                       "-ar", "16000", "-f", "f32le", "-c:a", "pcm_f32le", "-"});
+  if (r.status != 0) throw DecodeError(path, failure_reason(r));
+  if (r.out.size() % sizeof(float) != 0) throw DecodeError(path, "ffmpeg's audio output ends inside a sample");
+  std::vector<float> samples(r.out.size() / sizeof(float));
+  if (samples.empty()) throw DecodeError(path, "no audio sample");
+  std::memcpy(samples.data(), r.out.data(), r.out.size());
+  return samples;
+}
+
+}  // namespace stgs::data
