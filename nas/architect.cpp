@@ -61,14 +61,6 @@ class FrozenScope {
   std::vector<Tensor> leaves_;
 };
 
-// The entries of `dict` under `prefix`, with the prefix removed.
-StateDict sub_dict(const StateDict& dict, const std::string& prefix) {
-  StateDict out;
-  for (const auto& [name, t] : dict)
-    if (name.rfind(prefix, 0) == 0) out.insert(name.substr(prefix.size()), t);
-  return out;
-}
-
 void check_batch(const char* which, const SearchBatch& b, const SearchConfig& config) {
   STGS_CHECK(int(b.features.size()) == config.num_inputs(), "architect: the ", which, " batch has ",
              b.features.size(), " feature tensors; the search space has ", config.num_inputs(), " input nodes");
@@ -130,9 +122,9 @@ StepStats Architect::step(const SearchBatch& train, const SearchBatch& val, int 
 
 StateDict Architect::state_dict() const {
   StateDict out;
-  for (const auto& [name, t] : weight_opt_->state_dict()) out.insert("weight_opt." + name, t);
-  for (const auto& [name, t] : arch_opt_.state_dict()) out.insert("arch_opt." + name, t);
-  for (const auto& [name, t] : schedule_.state_dict()) out.insert("schedule." + name, t);
+  insert_prefixed(out, "weight_opt.", weight_opt_->state_dict());
+  insert_prefixed(out, "arch_opt.", arch_opt_.state_dict());
+  insert_prefixed(out, "schedule.", schedule_.state_dict());
   out.insert("generator.seed", u64_scalar(gen_->seed()));
   out.insert("generator.offset", u64_scalar(gen_->offset()));
   // Dropout masks come from the default generator; a resumed search must continue its stream too.

@@ -37,6 +37,17 @@ StateDict StateDict::clone() const {
   return out;
 }
 
+StateDict sub_dict(const StateDict& dict, const std::string& prefix) {
+  StateDict out;
+  for (const auto& [name, t] : dict)
+    if (name.rfind(prefix, 0) == 0) out.insert(name.substr(prefix.size()), t);
+  return out;
+}
+
+void insert_prefixed(StateDict& into, const std::string& prefix, const StateDict& part) {
+  for (const auto& [name, t] : part) into.insert(prefix + name, t);
+}
+
 // ---- registration -------------------------------------------------------------------------------
 
 Tensor Module::forward(const Tensor&) { STGS_FAIL(type_name_, " has no single-input forward"); }

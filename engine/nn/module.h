@@ -44,6 +44,10 @@ class StateDict {
   std::unordered_map<std::string, size_t> index_;
 };
 
+// Checkpoints of several parts in one dict: each part's entries under its own prefix ("net.", "arch.").
+StateDict sub_dict(const StateDict& dict, const std::string& prefix);  // entries under prefix, prefix removed
+void insert_prefixed(StateDict& into, const std::string& prefix, const StateDict& part);
+
 // What a non-strict load skipped.
 struct LoadResult {
   std::vector<std::string> missing;     // the module's keys the dict did not have
