@@ -18,6 +18,7 @@ void print_help(FILE* out) {
                "usage: stgs <command> [options]\n"
                "\n"
                "commands:\n"
+               "  augment     list the 36 augmentations (frames, waveform, spectrogram)\n"
                "  inspect     list the tensors of a safetensors checkpoint; compare them with a model\n"
                "  synth       write the synthetic audio-visual deepfake set (PNG frames, WAV, manifest)\n"
                "  version     print the version, the build (CPU/CUDA) and the visible GPUs\n"
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
   }
   if (cmd == "version" || cmd == "--version") return print_version();
   try {
+    if (cmd == "augment") return stgs::apps::run_augment(argc - 2, argv + 2);
     if (cmd == "inspect") return stgs::apps::run_inspect(argc - 2, argv + 2);
     if (cmd == "synth") return stgs::apps::run_synth(argc - 2, argv + 2);
   } catch (const std::exception& e) {
