@@ -5,6 +5,7 @@
 
 namespace stgs::apps {
 
+int run_augment(int argc, char** argv);  // apps/cmd_augment.cpp
 int run_inspect(int argc, char** argv);  // apps/cmd_inspect.cpp
 int run_synth(int argc, char** argv);    // apps/cmd_synth.cpp
 int run_import(int argc, char** argv);   // apps/cmd_import.cpp

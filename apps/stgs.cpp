@@ -18,6 +18,7 @@ void print_help(FILE* out) {
                "usage: stgs <command> [options]\n"
                "\n"
                "commands:\n"
+               "  augment     list the 36 augmentations (frames, waveform, spectrogram)\n"
                "  import      import FakeAVCeleb or SWAN-DF: frames, 16 kHz WAV and a manifest (needs ffmpeg)\n"
                "  inspect     list the tensors of a safetensors checkpoint; compare them with a model\n"
                "  synth       write the synthetic audio-visual deepfake set (PNG frames, WAV, manifest)\n"
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
   }
   if (cmd == "version" || cmd == "--version") return print_version();
   try {
+    if (cmd == "augment") return stgs::apps::run_augment(argc - 2, argv + 2);
     if (cmd == "inspect") return stgs::apps::run_inspect(argc - 2, argv + 2);
     if (cmd == "synth") return stgs::apps::run_synth(argc - 2, argv + 2);
     if (cmd == "import") return stgs::apps::run_import(argc - 2, argv + 2);
