@@ -1,15 +1,15 @@
 // `stgs synth --out DIR [options]`: writes the synthetic audio-visual deepfake set (data/synthetic.h): PNG
 // frames, 16 kHz WAV files and manifest.csv in the four FakeAVCeleb categories.
-#include <unistd.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "apps/commands.h"
+#include "apps/progress.h"
 #include "data/synthetic.h"
 #include "kernels/check.h"
 
@@ -78,17 +78,6 @@ std::vector<double> parse_list(const std::string& option, const std::string& val
   return out;
 }
 
-// A bar on stderr, redrawn in place at each whole percent: "synth [#########           ]  90/200 clips".
-void draw_progress(int64_t done, int64_t total) {
-  if (done < total && done * 100 / total == (done - 1) * 100 / total) return;
-  constexpr int kWidth = 30;
-  const int filled = int(kWidth * done / total);
-  std::fprintf(stderr, "\rsynth [%s%s] %lld/%lld clips", std::string(filled, '#').c_str(),
-               std::string(kWidth - filled, ' ').c_str(), (long long)done, (long long)total);
-  if (done == total) std::fputc('\n', stderr);
-  std::fflush(stderr);
-}
-
 }  // namespace
 
 int run_synth(int argc, char** argv) {
@@ -145,8 +134,10 @@ int run_synth(int argc, char** argv) {
   }
 
   const auto start = std::chrono::steady_clock::now();
-  const bool bar = !quiet && isatty(fileno(stderr));
-  const std::vector<data::SynthClip> clips = data::generate_synthetic(out, config, bar ? draw_progress : nullptr);
+  std::function<void(int64_t, int64_t)> progress;
+  if (progress_wanted(quiet))
+    progress = [](int64_t done, int64_t total) { draw_progress("synth", "clips", done, total); };
+  const std::vector<data::SynthClip> clips = data::generate_synthetic(out, config, progress);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (quiet) return 0;
   int64_t per_category[4] = {0, 0, 0, 0}, per_split[3] = {0, 0, 0};

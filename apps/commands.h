@@ -7,5 +7,6 @@ namespace stgs::apps {
 
 int run_inspect(int argc, char** argv);  // apps/cmd_inspect.cpp
 int run_synth(int argc, char** argv);    // apps/cmd_synth.cpp
+int run_show_input(int argc, char** argv);  // apps/cmd_show_input.cpp
 
 }  // namespace stgs::apps

@@ -20,6 +20,7 @@ void print_help(FILE* out) {
                "commands:\n"
                "  inspect     list the tensors of a safetensors checkpoint; compare them with a model\n"
                "  synth       write the synthetic audio-visual deepfake set (PNG frames, WAV, manifest)\n"
+               "  show-input  write what the model sees for one clip: face crops and spectrogram (PNG, safetensors)\n"
                "  version     print the version, the build (CPU/CUDA) and the visible GPUs\n"
                "  help        show this text\n"
                "\n"
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "inspect") return stgs::apps::run_inspect(argc - 2, argv + 2);
     if (cmd == "synth") return stgs::apps::run_synth(argc - 2, argv + 2);
+    if (cmd == "show-input") return stgs::apps::run_show_input(argc - 2, argv + 2);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "stgs %s: error: %s\n", cmd.c_str(), e.what());
     return 1;
