@@ -9,6 +9,10 @@
 //               K = 5  vs  a plain OpenMP copy loop; informational (no target)
 //   spectrogram the 300x257 spectrogram of a 3.0 s 16 kHz clip, clips/s on one thread and on all, with
 //               the achieved GFLOP/s of its FFTs; informational (no target)
+//   loader      clips decoded per second by the batch loader with 2 workers (frames, audio, spectrogram,
+//               normalisation: the model's inputs) on a small synthetic set  vs  twice its rate with 1 worker
+//               (perfect scaling); and the fraction of time the consumer waited for batches, for one that
+//               does no work and one whose step outlasts the decoding; informational (no target)
 // Napkin math is beside each formula. Targets come from the engine-core issue: matmul >= 95% of OpenBLAS,
 // elementwise >= 70% of copy bandwidth, per-op overhead <= 1000 ns.
 // The CUDA section (apps/bench_cuda.cpp) follows the CPU one; its rows count toward the final total.
@@ -20,14 +24,19 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "apps/bench_cuda.h"
 #include "apps/bench_models.h"
+#include "data/clip_batch.h"
+#include "data/loader.h"
 #include "data/spectrogram.h"
+#include "data/synthetic.h"
 #include "engine/ops.h"
 #include "engine/storage.h"
 #include "engine/version.h"
@@ -194,10 +203,80 @@ void bench_spectrogram(int reps) {
               flops / t1 * 1e-9);
 }
 
+// One pass of the loader over `epochs` epochs of the set; the consumer sleeps `step_s` per batch (a step on
+// another device leaves the cores to the workers, as a GPU step does).
+struct LoaderRun {
+  double clips_per_s;    // clips handed out per second of epoch wall time
+  double wait_fraction;  // of that wall time, the part next() spent blocked
+  double fill_fraction;  // the part of it spent waiting for each epoch's first batch (the pipeline filling)
+};
+
+LoaderRun run_loader(const data::Manifest& manifest, const data::SpectrogramStats& stats, int workers, int epochs,
+                     double step_s) {
+  data::LoaderOptions options;
+  options.workers = workers;
+  options.batch_size = 4;
+  data::Loader<data::ClipBatch> loader(int64_t(manifest.rows.size()), options,
+                                       [&](const std::vector<int64_t>& indices, uint64_t seed) {
+                                         return data::load_clip_batch(manifest, indices, {}, stats, true, seed);
+                                       });
+  double busy = 0, wait = 0, fill = 0;
+  int64_t clips = 0;
+  for (int epoch = 0; epoch < epochs; ++epoch) {
+    loader.start_epoch(epoch);
+    const double t0 = now_s();
+    std::optional<data::LoadedBatch<data::ClipBatch>> batch = loader.next();
+    fill += now_s() - t0;
+    for (; batch; batch = loader.next()) {
+      clips += int64_t(batch->indices.size());
+      if (step_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(step_s));
+    }
+    busy += loader.busy_seconds();
+    wait += loader.wait_seconds();
+  }
+  return {double(clips) / busy, wait / busy, fill / busy};
+}
+
+void bench_loader(int epochs) {
+  // Per clip (default options: K = 8 frames at 224x224, a 300-frame window): 8 PNG decodes of 64x64 (12 KB
+  // of pixels each); 8 crop-and-resizes of the ~40 px face to 3x224x224, 1.2M output floats at 2 taps per
+  // axis when upsampling, ~10 MFLOP in stb's scalar loops (~1-2 GFLOP/s: 5-10 ms); the ImageNet
+  // normalisation and the copy into the batch, ~20 MB of memory traffic (~2 ms); a 3-3.5 s WAV and its
+  // spectrogram (~0.4 ms, see the spectrogram row). So ~10 ms per clip per worker, ~100 clips/s each.
+  namespace fs = std::filesystem;
+  std::string dir = (fs::temp_directory_path() / "stgs_bench_loader_XXXXXX").string();
+  if (::mkdtemp(dir.data()) == nullptr) {
+    std::printf("%-10s cannot create a temporary directory under %s (skipped)\n", "loader",
+                fs::temp_directory_path().c_str());
+    return;
+  }
+  data::SynthConfig config;
+  config.clips = 16;
+  config.seed = 3;
+  data::generate_synthetic(dir, config);
+  const data::Manifest manifest = data::read_manifest(dir + "/manifest.csv");
+  data::SpectrogramStats stats;
+  for (const data::ManifestRow& row : manifest.rows)
+    stats.add(data::clip_spectrogram(data::load_raw_clip(row, manifest.path, {})));
+
+  const LoaderRun one = run_loader(manifest, stats, 1, epochs, 0), two = run_loader(manifest, stats, 2, epochs, 0);
+  info_row("loader", "2 workers, clip", 1e3 / two.clips_per_s, two.clips_per_s, "clips/s", 2 * one.clips_per_s);
+  // A consumer whose step takes 1.5x the time 2 workers need per batch: apart from each epoch's first batch
+  // (one worker decodes it alone while the consumer has nothing to do) it should never wait.
+  const double step_s = 1.5 * 4 / two.clips_per_s;
+  const LoaderRun busy = run_loader(manifest, stats, 2, epochs, step_s);
+  std::printf("%-10s %-18s consumer waited %5.1f%% of the epoch with no work of its own; %4.1f%% with a %.0f ms "
+              "step per batch (first batches %4.1f%%, others %4.1f%%)  (no target)\n", "loader", "2 workers, wait",
+              100 * two.wait_fraction, 100 * busy.wait_fraction, 1e3 * step_s, 100 * busy.fill_fraction,
+              100 * std::max(0.0, busy.wait_fraction - busy.fill_fraction));
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, cpu = true, cuda = true, models = true, kernels = true;
+  bool quick = false, cpu = true, cuda = true, models = true, kernels = true, data_rows = true;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) {
       quick = true;
@@ -208,14 +287,18 @@ int main(int argc, char** argv) {
     } else if (!std::strcmp(argv[i], "--no-models")) {
       models = false;
     } else if (!std::strcmp(argv[i], "--models-only")) {
-      kernels = false;
+      kernels = data_rows = false;
+    } else if (!std::strcmp(argv[i], "--data-only")) {
+      kernels = models = cuda = false;
     } else if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      std::printf("usage: stgs_bench [--quick] [--cpu-only | --cuda-only] [--no-models | --models-only]\n"
+      std::printf("usage: stgs_bench [--quick] [--cpu-only | --cuda-only] [--no-models | --models-only | "
+                  "--data-only]\n"
                   "  --quick        fewer repetitions (a smoke run, noisier numbers)\n"
                   "  --cpu-only     skip the CUDA section\n"
                   "  --cuda-only    skip the CPU section\n"
                   "  --no-models    skip the whole-model rows (ResNet-34 images/s against PyTorch)\n"
-                  "  --models-only  only the whole-model rows\n");
+                  "  --models-only  only the whole-model rows\n"
+                  "  --data-only    only the data rows (spectrogram, loader)\n");
       return 0;
     } else {
       std::fprintf(stderr, "stgs_bench: unknown option '%s' (try --help)\n", argv[i]);
@@ -233,7 +316,10 @@ int main(int argc, char** argv) {
       bench_elementwise(int64_t(16) << 20, quick ? 3 : 15);
       bench_overhead(quick ? 20000 : 200000);
       bench_gumbel(int64_t(1) << 20, 5, quick ? 3 : 15);
+    }
+    if (data_rows) {
       bench_spectrogram(quick ? 5 : 30);
+      bench_loader(quick ? 1 : 3);
     }
     // The issue's CPU anchor: batch 8 on this machine's threads, >= 1.0x PyTorch.
     if (models) g_failed_targets += run_model_benchmarks(Device::cpu(), 8, quick ? 1 : 5, 1.0);

@@ -1,7 +1,5 @@
 // `stgs synth --out DIR [options]`: writes the synthetic audio-visual deepfake set (data/synthetic.h): PNG
 // frames, 16 kHz WAV files and manifest.csv in the four FakeAVCeleb categories.
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -9,6 +7,7 @@
 
 #include "apps/commands.h"
 #include "apps/options.h"
+#include "apps/progress.h"
 #include "data/synthetic.h"
 #include "kernels/check.h"
 
@@ -45,17 +44,6 @@ void print_synth_help(FILE* out) {
       "exit status: 0 on success, 1 on a bad value or a write error, 2 on a usage error.\n",
       (long long)d.clips, (unsigned long long)d.seed, d.size, d.frames, d.min_seconds, d.max_seconds, d.strength,
       d.split[0], d.split[1], d.split[2], d.mix[0], d.mix[1], d.mix[2], d.mix[3]);
-}
-
-// A bar on stderr, redrawn in place at each whole percent: "synth [#########           ]  90/200 clips".
-void draw_progress(int64_t done, int64_t total) {
-  if (done < total && done * 100 / total == (done - 1) * 100 / total) return;
-  constexpr int kWidth = 30;
-  const int filled = int(kWidth * done / total);
-  std::fprintf(stderr, "\rsynth [%s%s] %lld/%lld clips", std::string(filled, '#').c_str(),
-               std::string(kWidth - filled, ' ').c_str(), (long long)done, (long long)total);
-  if (done == total) std::fputc('\n', stderr);
-  std::fflush(stderr);
 }
 
 }  // namespace
@@ -114,8 +102,10 @@ int run_synth(int argc, char** argv) {
   }
 
   const auto start = std::chrono::steady_clock::now();
-  const bool bar = !quiet && isatty(fileno(stderr));
-  const std::vector<data::SynthClip> clips = data::generate_synthetic(out, config, bar ? draw_progress : nullptr);
+  std::function<void(int64_t, int64_t)> progress;
+  if (progress_wanted(quiet))
+    progress = [](int64_t done, int64_t total) { draw_progress("synth", "clips", done, total); };
+  const std::vector<data::SynthClip> clips = data::generate_synthetic(out, config, progress);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (quiet) return 0;
   int64_t per_category[4] = {0, 0, 0, 0}, per_split[3] = {0, 0, 0};

@@ -9,5 +9,6 @@ int run_augment(int argc, char** argv);  // apps/cmd_augment.cpp
 int run_inspect(int argc, char** argv);  // apps/cmd_inspect.cpp
 int run_synth(int argc, char** argv);    // apps/cmd_synth.cpp
 int run_import(int argc, char** argv);   // apps/cmd_import.cpp
+int run_show_input(int argc, char** argv);  // apps/cmd_show_input.cpp
 
 }  // namespace stgs::apps

@@ -22,6 +22,7 @@ void print_help(FILE* out) {
                "  import      import FakeAVCeleb or SWAN-DF: frames, 16 kHz WAV and a manifest (needs ffmpeg)\n"
                "  inspect     list the tensors of a safetensors checkpoint; compare them with a model\n"
                "  synth       write the synthetic audio-visual deepfake set (PNG frames, WAV, manifest)\n"
+               "  show-input  write what the model sees for one clip: face crops and spectrogram (PNG, safetensors)\n"
                "  version     print the version, the build (CPU/CUDA) and the visible GPUs\n"
                "  help        show this text\n"
                "\n"
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
     if (cmd == "inspect") return stgs::apps::run_inspect(argc - 2, argv + 2);
     if (cmd == "synth") return stgs::apps::run_synth(argc - 2, argv + 2);
     if (cmd == "import") return stgs::apps::run_import(argc - 2, argv + 2);
+    if (cmd == "show-input") return stgs::apps::run_show_input(argc - 2, argv + 2);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "stgs %s: error: %s\n", cmd.c_str(), e.what());
     return 1;
