@@ -102,10 +102,10 @@ int run_synth(int argc, char** argv) {
   }
 
   const auto start = std::chrono::steady_clock::now();
-  std::function<void(int64_t, int64_t)> progress;
-  if (progress_wanted(quiet))
-    progress = [](int64_t done, int64_t total) { draw_progress("synth", "clips", done, total); };
-  const std::vector<data::SynthClip> clips = data::generate_synthetic(out, config, progress);
+  ProgressBar bar("synth", config.clips, "clips", quiet);
+  const std::vector<data::SynthClip> clips =
+      data::generate_synthetic(out, config, [&](int64_t done, int64_t) { bar.update(done); });
+  bar.finish();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (quiet) return 0;
   int64_t per_category[4] = {0, 0, 0, 0}, per_split[3] = {0, 0, 0};

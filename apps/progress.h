@@ -1,28 +1,34 @@
-// A progress bar for long commands, on stderr and only when stderr is a terminal (logs and pipes stay clean).
-// defines: progress_wanted, draw_progress
+// A one-line progress bar on stderr with rate and ETA, drawn only when stderr is a terminal (and the caller
+// is not quiet), so logs and pipes get none of its carriage returns.
+// defines: ProgressBar
 #pragma once
 
-#include <unistd.h>
-
+#include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <string>
 
 namespace stgs::apps {
 
-// Whether a command should draw a bar: not asked to be quiet, and stderr is a terminal.
-inline bool progress_wanted(bool quiet) { return !quiet && isatty(fileno(stderr)); }
+class ProgressBar {
+ public:
+  // `unit` names what is counted ("clips", "steps"). Disabled when quiet or stderr is not a terminal.
+  ProgressBar(std::string label, int64_t total, std::string unit, bool quiet = false);
+  ~ProgressBar();  // ends the line if one was drawn
 
-// Redraws "<task> [#########           ] 90/200 <unit>" in place at each whole percent; ends the line when
-// done == total. Call with done = 1 .. total, from one thread at a time.
-inline void draw_progress(const char* task, const char* unit, int64_t done, int64_t total) {
-  if (done < total && done * 100 / total == (done - 1) * 100 / total) return;
-  constexpr int kWidth = 30;
-  const int filled = int(kWidth * done / total);
-  std::fprintf(stderr, "\r%s [%s%s] %lld/%lld %s", task, std::string(filled, '#').c_str(),
-               std::string(kWidth - filled, ' ').c_str(), (long long)done, (long long)total, unit);
-  if (done == total) std::fputc('\n', stderr);
-  std::fflush(stderr);
-}
+  // done of total finished; `note` goes at the end of the line (e.g. "loss 0.412"). Redraws at most 10 times
+  // a second, and always at the end.
+  void update(int64_t done, const std::string& note = "");
+  void finish();  // ends the line (idempotent)
+  bool enabled() const { return enabled_; }
+
+  // "1:02:03" / "2:03" for a duration in seconds.
+  static std::string clock(double seconds);
+
+ private:
+  std::string label_, unit_;
+  int64_t total_;
+  bool enabled_, drawn_ = false;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+};
 
 }  // namespace stgs::apps
