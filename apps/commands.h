@@ -10,5 +10,7 @@ int run_inspect(int argc, char** argv);  // apps/cmd_inspect.cpp
 int run_synth(int argc, char** argv);    // apps/cmd_synth.cpp
 int run_import(int argc, char** argv);   // apps/cmd_import.cpp
 int run_show_input(int argc, char** argv);  // apps/cmd_show_input.cpp
+int run_pretrain(int argc, char** argv);  // apps/cmd_pretrain.cpp
+int run_extract(int argc, char** argv);   // apps/cmd_extract.cpp
 
 }  // namespace stgs::apps

@@ -1,6 +1,6 @@
 // Option values of the subcommands: whole-string numeric parses that throw naming the command, the option and
 // the value.
-// defines: parse_integer, parse_number, parse_list
+// defines: parse_integer, parse_number, parse_list, parse_device_option
 #pragma once
 
 #include <cmath>
@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/dtype.h"
+#include "engine/storage.h"
 #include "kernels/check.h"
 
 namespace stgs::apps {
@@ -44,6 +46,17 @@ inline std::vector<double> parse_list(const std::string& command, const std::str
   STGS_CHECK(out.size() == count, command, ": ", option, " expects ", count, " numbers separated by '", separator,
              "', got '", value, "'");
   return out;
+}
+
+// --device: "auto" is the first GPU when one is visible (in a CUDA build), else the CPU; "cpu", "cuda" and
+// "cuda:N" are taken as they are, a GPU only when it is there.
+inline Device parse_device_option(const std::string& command, const std::string& value) {
+  if (value == "auto") return cuda_available() ? Device::cuda(0) : Device::cpu();
+  const Device device = parse_device(value);
+  STGS_CHECK(device.is_cpu() || device.index < cuda_device_count(), command, ": --device ", value,
+             " asks for a GPU but ", cuda_built() ? std::to_string(cuda_device_count()) + " are visible"
+                                                   : std::string("this build has no CUDA"));
+  return device;
 }
 
 }  // namespace stgs::apps

@@ -23,6 +23,8 @@ void print_help(FILE* out) {
                "  inspect     list the tensors of a safetensors checkpoint; compare them with a model\n"
                "  synth       write the synthetic audio-visual deepfake set (PNG frames, WAV, manifest)\n"
                "  show-input  write what the model sees for one clip: face crops and spectrogram (PNG, safetensors)\n"
+               "  pretrain    train a ResNet-34 backbone as a unimodal real/fake classifier\n"
+               "  extract     run both backbones over a manifest and write the feature cache\n"
                "  version     print the version, the build (CPU/CUDA) and the visible GPUs\n"
                "  help        show this text\n"
                "\n"
@@ -56,6 +58,8 @@ int main(int argc, char** argv) {
     if (cmd == "synth") return stgs::apps::run_synth(argc - 2, argv + 2);
     if (cmd == "import") return stgs::apps::run_import(argc - 2, argv + 2);
     if (cmd == "show-input") return stgs::apps::run_show_input(argc - 2, argv + 2);
+    if (cmd == "pretrain") return stgs::apps::run_pretrain(argc - 2, argv + 2);
+    if (cmd == "extract") return stgs::apps::run_extract(argc - 2, argv + 2);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "stgs %s: error: %s\n", cmd.c_str(), e.what());
     return 1;

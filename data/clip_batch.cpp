@@ -1,31 +1,63 @@
 #include "data/clip_batch.h"
 
+#include "engine/io/sha256.h"
+#include "engine/nn/resnet.h"
 #include "engine/random.h"
 #include "kernels/check.h"
 
 namespace stgs::data {
 
+namespace {
+
+// The seed of one augmented copy: the first 8 bytes of SHA-256("<base>:<id>#<augmentation>").
+uint64_t augmentation_seed(uint64_t base, const std::string& id, const std::string& augmentation) {
+  return std::stoull(sha256_hex(std::to_string(base) + ":" + id + "#" + augmentation).substr(0, 16), nullptr, 16);
+}
+
+}  // namespace
+
 ClipBatch load_clip_batch(const Manifest& manifest, const std::vector<int64_t>& indices, const ClipOptions& options,
                           const SpectrogramStats& stats, bool train, uint64_t batch_seed) {
-  const auto b = int64_t(indices.size());
+  std::vector<ClipItem> items;
+  for (int64_t index : indices) items.push_back({index});
+  ClipBatchOptions o;
+  o.clip = options;
+  o.stats = &stats;
+  o.train = train;
+  return load_clip_batch(manifest, items, o, batch_seed);
+}
+
+ClipBatch load_clip_batch(const Manifest& manifest, const std::vector<ClipItem>& items, const ClipBatchOptions& options,
+                          uint64_t batch_seed) {
+  const auto b = int64_t(items.size());
   STGS_CHECK(b >= 1, "load_clip_batch: no indices");
+  STGS_CHECK(options.frames || options.stats, "load_clip_batch: neither frames nor audio asked for");
   const auto rows = int64_t(manifest.rows.size());
+  const ClipOptions& clip = options.clip;
   ClipBatch batch;
-  batch.frames = empty({b, options.frames, 3, options.size, options.size});
-  batch.spectrograms = empty({b, 1, kWindowFrames, kFreqBins});
+  if (options.frames) batch.frames = empty({b, clip.frames, 3, clip.size, clip.size});
+  if (options.stats) batch.spectrograms = empty({b, 1, kWindowFrames, kFreqBins});
   std::vector<int64_t> labels;
   for (int64_t i = 0; i < b; ++i) {
-    const int64_t index = indices[size_t(i)];
+    const int64_t index = items[size_t(i)].index;
     STGS_CHECK(index >= 0 && index < rows, "load_clip_batch: index ", index, " outside manifest '", manifest.path,
                "' of ", rows, " clips");
     const ManifestRow& row = manifest.rows[size_t(index)];
-    const RawClip raw = load_raw_clip(row, manifest.path, options);
-    Generator gen(batch_seed + uint64_t(i));
-    const ClipInput input = make_clip_input(raw.frames, clip_spectrogram(raw), stats, train ? &gen : nullptr);
-    batch.frames.select(0, i).copy_(input.frames);
-    batch.spectrograms.select(0, i).copy_(input.spectrogram);
+    RawClip raw = load_raw_clip(row, manifest.path, clip);
+    const Augmentation* aug = items[size_t(i)].augmentation;
+    const uint64_t aug_seed = aug ? augmentation_seed(options.augment_seed, row.id, aug->name) : 0;
+    if (aug && aug->target == AugmentTarget::Frames) raw.frames = augment_frames(*aug, raw.frames, aug_seed);
+    if (aug && aug->target == AugmentTarget::Waveform) raw.wav = augment_waveform(*aug, raw.wav, aug_seed);
+    if (options.frames) batch.frames.select(0, i).copy_(imagenet_normalize(raw.frames));
+    if (options.stats) {
+      Tensor spec = clip_spectrogram(raw);  // (T, 257)
+      if (aug && aug->target == AugmentTarget::Spectrogram) spec = augment_spectrogram(*aug, spec, aug_seed);
+      Generator gen(batch_seed + uint64_t(i));
+      const Tensor window = crop_window(spec, kWindowFrames, options.train ? &gen : nullptr);  // (300, 257)
+      batch.spectrograms.select(0, i).copy_(options.stats->normalize(window).reshape({1, kWindowFrames, kFreqBins}));
+    }
     labels.push_back(int64_t(row.label));
-    batch.ids.push_back(row.id);
+    batch.ids.push_back(aug ? row.id + "#" + aug->name : row.id);
   }
   batch.labels = from_vector(labels, {b});
   return batch;

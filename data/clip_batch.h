@@ -1,21 +1,23 @@
 // A batch of clips of a manifest, decoded through the clip pipeline (data/clip.h) and stacked: what a loader
-// worker builds for the search, training and evaluation loops.
-// defines: ClipBatch, load_clip_batch
+// worker builds for the search, training and evaluation loops, and for the feature extraction, which may
+// pass each clip through one augmentation (data/augment.h) on the way.
+// defines: ClipBatch, ClipItem, ClipBatchOptions, load_clip_batch
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "data/augment.h"
 #include "data/clip.h"
 
 namespace stgs::data {
 
 struct ClipBatch {
-  Tensor frames;        // (B, K, 3, S, S) F32, ImageNet-normalised
-  Tensor spectrograms;  // (B, 1, 300, 257) F32, per-bin normalised windows
-  Tensor labels;        // (B) I64: 0 real, 1 fake
-  std::vector<std::string> ids;
+  Tensor frames;                 // (B, K, 3, S, S) F32, ImageNet-normalised
+  Tensor spectrograms;           // (B, 1, 300, 257) F32, per-bin normalised windows
+  Tensor labels;                 // (B) I64: 0 real, 1 fake
+  std::vector<std::string> ids;  // the manifest's, "<id>#<augmentation>" for an augmented copy
 };
 
 // The clips manifest.rows[indices[i]], in order. In training (`train`) clip i's spectrogram window is random,
@@ -24,5 +26,26 @@ struct ClipBatch {
 // index outside the manifest throws naming it.
 ClipBatch load_clip_batch(const Manifest& manifest, const std::vector<int64_t>& indices, const ClipOptions& options,
                           const SpectrogramStats& stats, bool train, uint64_t batch_seed);
+
+// One clip: a manifest row as it is, or through one augmentation, applied between the stages of data/clip.h
+// (frames and waveform after load_raw_clip, the spectrogram after clip_spectrogram, before normalisation).
+struct ClipItem {
+  int64_t index = 0;                           // into manifest.rows
+  const Augmentation* augmentation = nullptr;  // a catalogue entry (find_augmentation); null: none
+};
+
+struct ClipBatchOptions {
+  ClipOptions clip;
+  const SpectrogramStats* stats = nullptr;  // null: no audio (spectrograms stays undefined)
+  bool frames = true;                       // false: no frames (frames stays undefined)
+  bool train = false;                       // a random spectrogram window (see above)
+  // An augmented copy's parameters come from the seed (augment_seed, id, augmentation name): the same copy
+  // whatever batch it lands in.
+  uint64_t augment_seed = 0;
+};
+
+// The general form: any items, either modality. The form above is {frames and audio, no augmentation}.
+ClipBatch load_clip_batch(const Manifest& manifest, const std::vector<ClipItem>& items, const ClipBatchOptions& options,
+                          uint64_t batch_seed);
 
 }  // namespace stgs::data

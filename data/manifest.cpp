@@ -359,4 +359,11 @@ void write_manifest(const std::string& path, const std::vector<ManifestRow>& row
   write_file_atomically(path, out, "write_manifest '" + path + "': ");
 }
 
+std::vector<int64_t> split_indices(const Manifest& manifest, Split split) {
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < manifest.rows.size(); ++i)
+    if (manifest.rows[i].split == split) out.push_back(int64_t(i));
+  return out;
+}
+
 }  // namespace stgs::data

@@ -1,7 +1,8 @@
 // Dataset manifests: one CSV file listing every clip of a dataset (real sets through importers, or the
 // synthetic generator), so the loader sees them all the same way.
 // defines: Split, Label, Category, split_name, label_name, category_name, category_type, category_label,
-//          ManifestRow, Manifest, ManifestReadOptions, read_manifest, write_manifest, split_csv_line, csv_field
+//          ManifestRow, Manifest, ManifestReadOptions, read_manifest, write_manifest, split_csv_line, csv_field,
+//          split_indices
 //
 // Format (README "Data: manifests, decoding, spectrograms"): UTF-8 CSV with a header naming the columns
 // (any order): id, split, label, category, frames, audio, and optionally face_box and source. Fields may be
@@ -53,6 +54,9 @@ struct Manifest {
   std::vector<ManifestRow> rows;      // in file order, paths resolved against the manifest's directory
   std::vector<std::string> skipped;  // with skip_bad: "<manifest>:<line>: <problem>" of every row left out
 };
+
+// Indices into manifest.rows of the clips in `split`, in manifest order.
+std::vector<int64_t> split_indices(const Manifest& manifest, Split split);
 
 struct ManifestReadOptions {
   // Leave bad rows out (listed in Manifest::skipped) instead of throwing on the first one. Problems with

@@ -228,19 +228,30 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
 
 // ---- load -----------------------------------------------------------------------------------------
 
-SafetensorsFile load_safetensors(const std::string& path) {
-  const std::string where = "safetensors file '" + path + "': ";
-  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
+namespace {
+
+// An open file whose header has been read and fully validated against the file's size; the stream is
+// positioned at the start of the data, and `entries` are sorted by position (they cover the data exactly).
+struct OpenedFile {
+  std::unique_ptr<std::FILE, FileCloser> file;
+  std::map<std::string, std::string> metadata;
+  std::vector<InEntry> entries;
+};
+
+OpenedFile open_and_validate(const std::string& path, const std::string& where) {
+  OpenedFile out;
+  out.file.reset(std::fopen(path.c_str(), "rb"));
   const int open_err = errno;
-  STGS_CHECK(file != nullptr, where, "cannot open: ", errno_text(open_err));
+  STGS_CHECK(out.file != nullptr, where, "cannot open: ", errno_text(open_err));
+  std::FILE* file = out.file.get();
   struct stat st;
-  STGS_CHECK(::fstat(::fileno(file.get()), &st) == 0 && S_ISREG(st.st_mode), where, "not a regular file");
+  STGS_CHECK(::fstat(::fileno(file), &st) == 0 && S_ISREG(st.st_mode), where, "not a regular file");
   const uint64_t file_size = uint64_t(st.st_size);
 
   STGS_CHECK(file_size >= 8, where, "the file has ", file_size,
              " bytes, fewer than the 8 bytes of the header length; not a safetensors file");
   unsigned char length[8];
-  read_exact(file.get(), length, 8, where);
+  read_exact(file, length, 8, where);
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = n << 8 | length[i];
   STGS_CHECK(n <= kMaxHeaderBytes, where, "header length ", n, " is too large (the limit is ", kMaxHeaderBytes,
@@ -248,24 +259,22 @@ SafetensorsFile load_safetensors(const std::string& path) {
   STGS_CHECK(n <= file_size - 8, where, "header length ", n, " runs past the end of the ", file_size,
              "-byte file (truncated?)");
   std::string text(n, '\0');
-  read_exact(file.get(), text.data(), n, where);
+  read_exact(file, text.data(), n, where);
   STGS_CHECK(n > 0 && text[0] == '{', where, "the header must be a JSON object starting with '{'");
   const size_t bad = find_invalid_utf8(text);
   STGS_CHECK(bad == std::string::npos, where, "the header is not valid UTF-8 (at header byte ", bad, ")");
   const json header = parse_json_strict(text, where, "header");
 
-  SafetensorsFile out;
-  out.path = path;
-  std::vector<InEntry> entries;
   for (const auto& [key, value] : header.items()) {
     if (key == "__metadata__") {
       out.metadata = parse_metadata(value, where);
     } else {
-      entries.push_back(parse_entry(key, value, where));
+      out.entries.push_back(parse_entry(key, value, where));
     }
   }
 
   // The data must be covered exactly: sorted by position, each tensor starts where the previous ended.
+  std::vector<InEntry>& entries = out.entries;
   std::sort(entries.begin(), entries.end(), [](const InEntry& a, const InEntry& b) {
     return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
   });
@@ -286,13 +295,32 @@ SafetensorsFile load_safetensors(const std::string& path) {
              " bytes of data but only ", data_bytes, " follow the header");
   STGS_CHECK(covered == data_bytes, where, "the file has ", data_bytes - covered,
              " trailing bytes after the last tensor's data (the format does not allow any)");
+  return out;
+}
 
+}  // namespace
+
+SafetensorsFile load_safetensors(const std::string& path) {
+  const std::string where = "safetensors file '" + path + "': ";
+  OpenedFile opened = open_and_validate(path, where);
+  SafetensorsFile out;
+  out.path = path;
+  out.metadata = std::move(opened.metadata);
   // The offsets are contiguous from the end of the header, so the tensors are read in one forward pass.
-  for (const InEntry& e : entries) {
+  for (const InEntry& e : opened.entries) {
     Tensor t = empty(e.shape, e.dtype);
-    if (e.end > e.begin) read_exact(file.get(), t.raw_data(), size_t(e.end - e.begin), where);
+    if (e.end > e.begin) read_exact(opened.file.get(), t.raw_data(), size_t(e.end - e.begin), where);
     out.tensors.emplace_back(e.name, std::move(t));
   }
+  return out;
+}
+
+SafetensorsHeader read_safetensors_header(const std::string& path) {
+  OpenedFile opened = open_and_validate(path, "safetensors file '" + path + "': ");
+  SafetensorsHeader out;
+  out.path = path;
+  out.metadata = std::move(opened.metadata);
+  for (const InEntry& e : opened.entries) out.tensors.push_back({e.name, e.dtype, e.shape});
   return out;
 }
 

@@ -1,5 +1,5 @@
 // Reading and writing safetensors files (the Hugging Face format: u64 header length, JSON header, raw bytes).
-// defines: save_safetensors, SafetensorsFile, load_safetensors
+// defines: save_safetensors, SafetensorsFile, load_safetensors, SafetensorsHeader, read_safetensors_header
 //
 // The writer follows the reference writer's conventions (tensors ordered by descending dtype alignment then
 // name, contiguous offsets, compact JSON with __metadata__ first, header padded with spaces to a multiple of
@@ -43,5 +43,20 @@ struct SafetensorsFile {
 };
 
 SafetensorsFile load_safetensors(const std::string& path);
+
+// What a file holds without its data: every check of load_safetensors that needs no tensor bytes (the header,
+// and that the offsets cover the file's data exactly), so a large file can be recognised cheaply.
+struct SafetensorsHeader {
+  struct Entry {
+    std::string name;
+    DType dtype;
+    Shape shape;
+  };
+  std::string path;
+  std::vector<Entry> tensors;                   // in the order of their data in the file
+  std::map<std::string, std::string> metadata;  // the "__metadata__" map, empty when absent
+};
+
+SafetensorsHeader read_safetensors_header(const std::string& path);
 
 }  // namespace stgs

@@ -1,0 +1,370 @@
+// `stgs extract MANIFEST --image-backbone F --audio-backbone F --out DIR`: the feature cache
+// (data/feature_cache.h). Runs both frozen backbones over every clip, pools layer1..layer4 of each to
+// (C_i, L) (nas/reshape.h) and writes DIR/train.safetensors, val and test. A split whose file already
+// records the same inputs (SHA-256 of both backbones, the manifest, the clip files' listing and the
+// statistics) and options is left alone, so running it again is free.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "apps/commands.h"
+#include "apps/options.h"
+#include "apps/progress.h"
+#include "data/augment.h"
+#include "data/clip_batch.h"
+#include "data/loader.h"
+#include "data/feature_cache.h"
+#include "engine/autograd.h"
+#include "engine/io/safetensors.h"
+#include "engine/io/sha256.h"
+#include "engine/nn/resnet.h"
+#include "engine/version.h"
+#include "nas/reshape.h"
+
+namespace stgs::apps {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kCommand = "stgs extract";
+
+struct ExtractArgs {
+  std::string manifest, image_backbone, audio_backbone, out, stats, device = "auto";
+  std::vector<std::string> augment;  // names from data/augment.h's catalogue
+  uint64_t seed = 1;                 // augmentation parameters
+  int64_t L = 8, batch = 16;
+  int workers = 2;
+  int frames = 0, size = 0;  // 0: from the image backbone's metadata, else 8 and 224
+  bool force = false, quiet = false;
+};
+
+void print_extract_help(FILE* out) {
+  std::fprintf(
+      out,
+      "usage: stgs extract MANIFEST --image-backbone FILE --audio-backbone FILE --out DIR [options]\n"
+      "\n"
+      "Runs the two frozen backbones (eval mode, no gradients) over every clip of the manifest, pools\n"
+      "layer1..layer4 of each to (C_i, L) (image: spatial max per frame, frames as the sequence; audio: max over\n"
+      "frequency, time as the sequence; adaptive max pooling to L) and writes one safetensors file per split:\n"
+      "DIR/train.safetensors, DIR/val.safetensors, DIR/test.safetensors (README \"Feature cache\"). A split\n"
+      "whose file records the same inputs (SHA-256 of both backbones, the manifest, the clip files' names,\n"
+      "sizes and times, the statistics) and options is kept; anything else is rebuilt, atomically.\n"
+      "\n"
+      "options:\n"
+      "  --image-backbone F  image ResNet-34 state dict (torchvision names; e.g. from stgs pretrain)\n"
+      "  --audio-backbone F  audio ResNet-34 state dict (AutoSpeech names)\n"
+      "  --out DIR           the cache directory (created)\n"
+      "  --L N               sequence length of every pooled feature (default 8)\n"
+      "  --frames K          frames per clip (default: the image backbone's metadata, else 8)\n"
+      "  --size S            frame size in pixels (default: the image backbone's metadata, else 224)\n"
+      "  --stats FILE        per-bin spectrogram statistics (default: the file the audio backbone's metadata\n"
+      "                      names, relative to the backbone)\n"
+      "  --augment A[,B...]  also write, for the train and val splits, one augmented copy of every clip per\n"
+      "                      augmentation (`stgs augment --list`), with the id \"<id>#<name>\"\n"
+      "  --seed N            seed of the augmentations' random parameters (default 1)\n"
+      "  --batch B           clips per backbone pass (default 16)\n"
+      "  --workers N         loader threads decoding clips ahead of the backbones (default 2)\n"
+      "  --device D          cpu, cuda, cuda:N or auto (a GPU when one is visible) (default auto)\n"
+      "  --force             rebuild every split even when it is up to date\n"
+      "  --quiet             no progress bar and no summary\n"
+      "  -h, --help          show this text\n"
+      "\n"
+      "exit status: 0 on success (also when the cache was already up to date), 1 on a bad value, a data or a\n"
+      "write error, 2 on a usage error.\n");
+}
+
+// A backbone file as far as the header tells: its configuration (width and head size from the tensors' shapes,
+// the kind checked against the stem: 3 input channels image, 1 audio, so swapped files are caught with a clear
+// message), its metadata and its SHA-256.
+struct BackboneFile {
+  std::string path;
+  bool image;
+  ResNetConfig config;
+  std::map<std::string, std::string> metadata;
+  std::string sha256;
+
+  const char* option() const { return image ? "--image-backbone" : "--audio-backbone"; }
+};
+
+BackboneFile inspect_backbone(const std::string& path, bool image) {
+  BackboneFile f{path, image, {}, {}, {}};
+  STGS_CHECK(fs::is_regular_file(path), kCommand, ": ", f.option(), ": backbone file '", path, "' does not exist");
+  const SafetensorsHeader header = read_safetensors_header(path);
+  std::map<std::string, Shape> shapes;
+  for (const SafetensorsHeader::Entry& e : header.tensors) shapes[e.name] = e.shape;
+  STGS_CHECK(shapes.count("conv1.weight"), kCommand, ": ", f.option(), " '", path,
+             "' has no conv1.weight; not a ResNet-34 state dict");
+  const Shape& stem = shapes["conv1.weight"];
+  const int64_t in_channels = image ? 3 : 1;
+  STGS_CHECK(stem.size() == 4 && stem[1] == in_channels, kCommand, ": ", f.option(), " '", path, "': conv1.weight is ",
+             stem.str(), ", expected [W, ", in_channels, ", 7, 7] for the ", image ? "image" : "audio", " backbone",
+             stem.size() == 4 && stem[1] == 4 - in_channels ? " (the two backbones swapped?)" : "");
+  f.config = image ? ResNetConfig::image(stem[0]) : ResNetConfig::audio(stem[0]);
+  const std::string head = f.config.head_name + ".weight";
+  if (shapes.count(head)) f.config.num_classes = shapes[head][0];
+  f.metadata = header.metadata;
+  f.sha256 = sha256_file(path);
+  return f;
+}
+
+// The network with the file's weights, in eval mode on `device`.
+std::unique_ptr<ResNet34> load_backbone(const BackboneFile& f, Device device) {
+  auto net = std::make_unique<ResNet34>(f.config);
+  try {
+    net->load_state_dict(StateDict(load_safetensors(f.path).tensors));
+  } catch (const Error& e) {
+    throw Error(std::string(kCommand) + ": " + f.option() + " '" + f.path + "': " + e.what());
+  }
+  net->to(device);
+  net->eval();
+  return net;
+}
+
+// SHA-256 over every clip file's path (relative to the manifest), size and modification time, in manifest
+// order: regenerating or editing the data changes it without reading every byte.
+std::string clip_files_fingerprint(const data::Manifest& manifest) {
+  const fs::path base = fs::absolute(manifest.path).parent_path();
+  Sha256 h;
+  auto add = [&](const std::string& file) {
+    const fs::path p = fs::absolute(file);
+    const auto mtime = fs::last_write_time(p).time_since_epoch().count();
+    h.update(p.lexically_relative(base).string() + "\t" + std::to_string(fs::file_size(p)) + "\t" +
+             std::to_string(mtime) + "\n");
+  };
+  for (const data::ManifestRow& row : manifest.rows) {
+    h.update(row.id + "\n");
+    for (const std::string& f : row.frames()) add(f);
+    add(row.audio);
+  }
+  return h.hex();
+}
+
+std::string metadata_or(const std::map<std::string, std::string>& meta, const std::string& key,
+                        const std::string& fallback) {
+  auto it = meta.find(key);
+  return it == meta.end() ? fallback : it->second;
+}
+
+// The clips of one split: every row, then (train and val only) every row again per augmentation.
+std::vector<data::ClipItem> split_items(const data::Manifest& manifest, data::Split split,
+                                        const std::vector<std::string>& augment) {
+  const std::vector<int64_t> rows = data::split_indices(manifest, split);
+  std::vector<data::ClipItem> items;
+  for (int64_t r : rows) items.push_back({r});
+  if (split == data::Split::Test) return items;
+  for (const std::string& name : augment)
+    for (int64_t r : rows) items.push_back({r, &data::find_augmentation(name)});
+  return items;
+}
+
+// Runs both backbones over the items and pools their feature maps: (N, C_i, L) per feature.
+data::FeatureSplit extract_split(const data::Manifest& manifest, const std::vector<data::ClipItem>& items,
+                                 ResNet34& image, ResNet34& audio, const data::ClipBatchOptions& clip,
+                                 const ExtractArgs& a, Device device, ProgressBar& bar) {
+  const int64_t n = int64_t(items.size()), K = clip.clip.frames;
+  data::FeatureSplit split;
+  split.labels = empty({n}, DType::I64);
+  split.categories = empty({n}, DType::I64);
+  for (int i = 0; i < 8; ++i) {
+    const ResNetConfig& c = (i < 4 ? image : audio).config();
+    split.features.push_back(empty({n, c.width << (i % 4), a.L}));
+  }
+  // The loader's workers decode the next batches while the backbones run on this one.
+  data::LoaderOptions options;
+  options.workers = a.workers;
+  options.batch_size = a.batch;
+  options.shuffle = false;
+  data::Loader<data::ClipBatch> loader(n, options, [&](const std::vector<int64_t>& indices, uint64_t) {
+    std::vector<data::ClipItem> batch;
+    for (int64_t i : indices) batch.push_back(items[size_t(i)]);
+    return data::load_clip_batch(manifest, batch, clip, 0);
+  });
+  loader.start_epoch(0);
+  NoGradGuard no_grad;
+  int64_t first = 0;
+  while (const std::optional<data::LoadedBatch<data::ClipBatch>> loaded = loader.next()) {
+    const data::ClipBatch& b = loaded->data;
+    const int64_t B = b.labels.size(0);
+    const Tensor frames = b.frames.reshape({B * K, 3, clip.clip.size, clip.clip.size});  // clip-major
+    const ResNetFeatures fi = image.features(frames.to(device));
+    const ResNetFeatures fa = audio.features(b.spectrograms.to(device));
+    for (int i = 0; i < 8; ++i) {
+      const Tensor pooled = i < 4 ? nas::image_features_to_sequence(fi.layers[i], K, a.L)
+                                  : nas::audio_features_to_sequence(fa.layers[i - 4], a.L);  // (B, C_i, L)
+      split.features[i].narrow(0, first, B).copy_(pooled.to(Device::cpu()));
+    }
+    split.labels.narrow(0, first, B).copy_(b.labels);
+    for (int64_t j = 0; j < B; ++j)
+      split.categories.data<int64_t>()[first + j] =
+          int64_t(manifest.rows[size_t(items[size_t(first + j)].index)].category);
+    split.ids.insert(split.ids.end(), b.ids.begin(), b.ids.end());
+    first += B;
+    bar.update(first);
+  }
+  return split;
+}
+
+}  // namespace
+
+int run_extract(int argc, char** argv) {
+  ExtractArgs a;
+  for (int i = 0; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      STGS_CHECK(i + 1 < argc, kCommand, ": ", arg, " needs a value");
+      return argv[++i];
+    };
+    if (arg == "-h" || arg == "--help") {
+      print_extract_help(stdout);
+      return 0;
+    } else if (arg == "--image-backbone") {
+      a.image_backbone = value();
+    } else if (arg == "--audio-backbone") {
+      a.audio_backbone = value();
+    } else if (arg == "--out") {
+      a.out = value();
+    } else if (arg == "--L") {
+      a.L = parse_integer(kCommand, arg, value(), 1, 4096);
+    } else if (arg == "--frames") {
+      a.frames = int(parse_integer(kCommand, arg, value(), 1, 1000));
+    } else if (arg == "--size") {
+      a.size = int(parse_integer(kCommand, arg, value(), 32, 4096));
+    } else if (arg == "--stats") {
+      a.stats = value();
+    } else if (arg == "--augment") {
+      const std::string list = value();
+      for (size_t start = 0; start <= list.size();) {
+        const size_t comma = std::min(list.find(',', start), list.size());
+        a.augment.push_back(data::find_augmentation(list.substr(start, comma - start)).name);
+        start = comma + 1;
+      }
+    } else if (arg == "--seed") {
+      a.seed = uint64_t(parse_integer(kCommand, arg, value(), 0, (1ll << 62)));
+    } else if (arg == "--workers") {
+      a.workers = int(parse_integer(kCommand, arg, value(), 1, 256));
+    } else if (arg == "--batch") {
+      a.batch = parse_integer(kCommand, arg, value(), 1, 1 << 20);
+    } else if (arg == "--device") {
+      a.device = value();
+    } else if (arg == "--force") {
+      a.force = true;
+    } else if (arg == "--quiet") {
+      a.quiet = true;
+    } else if (!arg.empty() && arg[0] != '-' && a.manifest.empty()) {
+      a.manifest = arg;
+    } else {
+      std::fprintf(stderr, "stgs extract: unknown argument '%s'\n\n", arg.c_str());
+      print_extract_help(stderr);
+      return 2;
+    }
+  }
+  if (a.manifest.empty() || a.image_backbone.empty() || a.audio_backbone.empty() || a.out.empty()) {
+    std::fprintf(stderr, "stgs extract: MANIFEST, --image-backbone, --audio-backbone and --out are required\n\n");
+    print_extract_help(stderr);
+    return 2;
+  }
+  const Device device = parse_device_option(kCommand, a.device);
+  const auto start = std::chrono::steady_clock::now();
+
+  const data::Manifest manifest = data::read_manifest(a.manifest);
+  const BackboneFile image = inspect_backbone(a.image_backbone, true);
+  const BackboneFile audio = inspect_backbone(a.audio_backbone, false);
+  if (a.frames == 0)
+    a.frames = int(parse_integer(kCommand, "the image backbone's \"frames\"",
+                                 metadata_or(image.metadata, "frames", "8"), 1, 1000));
+  if (a.size == 0)
+    a.size = int(
+        parse_integer(kCommand, "the image backbone's \"size\"", metadata_or(image.metadata, "size", "224"), 32, 4096));
+  if (a.stats.empty()) {
+    const std::string recorded = metadata_or(audio.metadata, "stats", "");
+    STGS_CHECK(!recorded.empty(), kCommand, ": --stats is required: the audio backbone '", a.audio_backbone,
+               "' does not name the spectrogram statistics it was trained with");
+    a.stats = (fs::path(a.audio_backbone).parent_path() / recorded).string();
+  }
+  STGS_CHECK(fs::is_regular_file(a.stats), kCommand, ": spectrogram statistics '", a.stats, "' do not exist");
+  const data::SpectrogramStats stats = data::SpectrogramStats::load(a.stats);
+  const std::string stats_sha256 = sha256_file(a.stats);
+  const std::string trained_with = metadata_or(audio.metadata, "stats_sha256", stats_sha256);
+  if (trained_with != stats_sha256)
+    std::fprintf(stderr, "stgs extract: warning: '%s' is not the statistics file the audio backbone was trained with\n",
+                 a.stats.c_str());
+
+  // Everything that shapes the features; a split file is reused only when all of it matches.
+  const std::map<std::string, std::string> key = {
+      {"image_backbone_sha256", image.sha256},
+      {"audio_backbone_sha256", audio.sha256},
+      {"manifest_sha256", sha256_file(a.manifest)},
+      {"clip_files_sha256", clip_files_fingerprint(manifest)},
+      {"stats_sha256", stats_sha256},
+      {"L", std::to_string(a.L)},
+      {"frames", std::to_string(a.frames)},
+      {"size", std::to_string(a.size)},
+      {"audio_window", "centre"},
+  };
+  std::string augment_list;
+  for (const std::string& name : a.augment) augment_list += (augment_list.empty() ? "" : ",") + name;
+  // The test split is never augmented, so its key leaves the augmentations out.
+  auto key_for = [&](data::Split s) {
+    std::map<std::string, std::string> k = key;
+    if (s != data::Split::Test && !a.augment.empty()) {
+      k["augment"] = augment_list;
+      k["augment_seed"] = std::to_string(a.seed);
+    } else {
+      k["augment"] = "";
+    }
+    return k;
+  };
+  fs::create_directories(a.out);
+  std::vector<data::Split> stale;
+  for (data::Split s : {data::Split::Train, data::Split::Val, data::Split::Test}) {
+    const std::string path = (fs::path(a.out) / (std::string(data::split_name(s)) + ".safetensors")).string();
+    const std::string reason = a.force ? "--force" : data::feature_split_staleness(path, key_for(s));
+    if (reason.empty()) continue;
+    stale.push_back(s);
+    if (!a.quiet) std::printf("%s: rebuilding (%s)\n", path.c_str(), reason.c_str());
+  }
+  if (stale.empty()) {
+    if (!a.quiet) std::printf("feature cache %s is up to date\n", a.out.c_str());
+    return 0;
+  }
+
+  const std::unique_ptr<ResNet34> image_net = load_backbone(image, device), audio_net = load_backbone(audio, device);
+  data::ClipBatchOptions clip;
+  clip.clip.frames = a.frames;
+  clip.clip.size = a.size;
+  clip.stats = &stats;
+  clip.augment_seed = a.seed;
+  for (data::Split s : stale) {
+    const auto split_start = std::chrono::steady_clock::now();
+    const std::string name = data::split_name(s);
+    const std::vector<data::ClipItem> items = split_items(manifest, s, a.augment);
+    ProgressBar bar("  " + name, int64_t(items.size()), "clips", a.quiet);
+    data::FeatureSplit split = extract_split(manifest, items, *image_net, *audio_net, clip, a, device, bar);
+    bar.finish();
+    split.split = name;
+    split.metadata = key_for(s);
+    split.metadata["image_backbone"] = a.image_backbone;
+    split.metadata["audio_backbone"] = a.audio_backbone;
+    split.metadata["manifest"] = a.manifest;
+    split.metadata["stats"] = a.stats;
+    split.metadata["stgs_version"] = kVersion;
+    const std::string path = (fs::path(a.out) / (name + ".safetensors")).string();
+    data::write_feature_split(path, split);
+    if (!a.quiet)
+      std::printf("  wrote %s: %lld clips in %.1f s\n", path.c_str(), (long long)split.size(),
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - split_start).count());
+  }
+  if (!a.quiet)
+    std::printf("feature cache %s: image width %lld, audio width %lld, K %d, S %d, L %lld on %s (%.1f s)\n",
+                a.out.c_str(), (long long)image_net->config().width, (long long)audio_net->config().width, a.frames,
+                a.size, (long long)a.L, device.is_cuda() ? "cuda" : "cpu",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return 0;
+}
+
+}  // namespace stgs::apps

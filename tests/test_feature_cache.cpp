@@ -1,0 +1,369 @@
+// Backbone pretraining (nas/backbone_pretrain.h, `stgs pretrain`), the feature cache (data/feature_cache.h,
+// `stgs extract`) and the SHA-256 they fingerprint files with, on a tiny synthetic set written by the test.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "data/feature_cache.h"
+#include "data/manifest.h"
+#include "data/synthetic.h"
+#include "engine/io/safetensors.h"
+#include "engine/io/sha256.h"
+#include "engine/nn/resnet.h"
+#include "engine/ops.h"
+#include "engine/random.h"
+#include "kernels/check.h"
+#include "nas/backbone_pretrain.h"
+#include "tests/test_files.h"
+
+using namespace stgs;
+using stgs::testing::CommandResult;
+using stgs::testing::run_stgs;
+using stgs::testing::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+// 16 clips (4 per category; 2 train, 1 val, 1 test each), 32x32, 2 frames, 1 s of audio.
+std::string tiny_set(const TempDir& tmp) {
+  data::SynthConfig c;
+  c.clips = 16;
+  c.size = 32;
+  c.frames = 2;
+  c.min_seconds = c.max_seconds = 1.0;
+  c.split[0] = 0.5, c.split[1] = 0.25, c.split[2] = 0.25;
+  data::generate_synthetic(tmp.file("set"), c);
+  return tmp.file("set/manifest.csv");
+}
+
+// Pretrains both width-4 backbones for one epoch into tmp; returns "--image-backbone I --audio-backbone A".
+std::string pretrain_both(const TempDir& tmp, const std::string& manifest) {
+  const std::string common = manifest + " --width 4 --epochs 1 --batch 4 --device cpu --quiet";
+  CommandResult r =
+      run_stgs("pretrain " + common + " --modality image --size 32 --frames 2 --out " + tmp.file("image.safetensors"));
+  REQUIRE(r.status == 0);
+  r = run_stgs("pretrain " + common + " --modality audio --out " + tmp.file("audio.safetensors"));
+  REQUIRE(r.status == 0);
+  return " --image-backbone " + tmp.file("image.safetensors") + " --audio-backbone " + tmp.file("audio.safetensors");
+}
+
+fs::file_time_type mtime(const std::string& path) { return fs::last_write_time(path); }
+
+bool same_values(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && a.to_vector<float>() == b.to_vector<float>();
+}
+
+}  // namespace
+
+TEST_CASE("sha256: FIPS 180-4 test vectors, incremental updates, files", "[extract]") {
+  CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq") ==
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  // A million 'a's in uneven pieces: block boundaries fall inside updates.
+  Sha256 h;
+  const std::string piece(997, 'a');
+  for (int i = 0; i < 1003; ++i) h.update(piece);
+  h.update(std::string(1000000 - 997 * 1003, 'a'));
+  CHECK(h.hex() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+
+  TempDir tmp("sha");
+  testing::write_file_bytes(tmp.file("f"), std::string(3 << 20, 'x') + "tail");
+  CHECK(sha256_file(tmp.file("f")) == sha256_hex(std::string(3 << 20, 'x') + "tail"));
+  CHECK_THROWS_WITH(sha256_file(tmp.file("missing")), Catch::Contains(tmp.file("missing")));
+}
+
+TEST_CASE("pretrain_backbone: learns an easy task and keeps the best epoch", "[extract]") {
+  // Clips of K = 2 frames of 32x32 noise; fake clips have a brighter red channel.
+  const int64_t K = 2;
+  auto make = [&](int64_t clips, uint64_t seed) {
+    Generator gen(seed);
+    Tensor x = randn({clips * K, 3, 32, 32}, DType::F32, Device::cpu(), &gen);
+    std::vector<int64_t> labels;
+    for (int64_t c = 0; c < clips; ++c) {
+      labels.push_back(c % 2);
+      if (c % 2) x.narrow(0, c * K, K).select(1, 0).copy_(add(x.narrow(0, c * K, K).select(1, 0), 1.5));
+    }
+    return nas::BackboneBatch{x, from_vector(labels, {clips})};
+  };
+  const nas::BackboneBatch train = make(32, 1), val = make(16, 2);
+  // Batches of 8 clips in order (the loader's shuffling is its own business).
+  auto stream = [&](const nas::BackboneBatch& src, int64_t clips) {
+    auto position = std::make_shared<int64_t>(0);
+    nas::BatchStream s;
+    s.clips = clips;
+    s.batches = clips / 8;
+    s.start = [position](int) { *position = 0; };
+    s.next = [&src, clips, position]() -> std::optional<nas::BackboneBatch> {
+      if (*position == clips) return std::nullopt;
+      const int64_t p = *position;
+      *position += 8;
+      return nas::BackboneBatch{src.inputs.narrow(0, p * K, 8 * K), src.labels.narrow(0, p, 8)};
+    };
+    return s;
+  };
+  nas::PretrainData data;
+  data.train = stream(train, 32);
+  data.val = stream(val, 16);
+  data.rows_per_clip = K;
+  Generator init(3);
+  ResNet34 model(ResNetConfig::image(4, 2), &init);
+  nas::PretrainOptions options;
+  options.epochs = 3;
+  options.lr = 3e-3;
+  int batches = 0;
+  nas::PretrainCallbacks callbacks;
+  callbacks.on_batch = [&](int, int64_t, int64_t steps, double loss) {
+    CHECK(steps == 4);
+    CHECK(std::isfinite(loss));
+    ++batches;
+  };
+  const nas::PretrainResult result = nas::pretrain_backbone(model, data, options, callbacks);
+  CHECK(batches == 12);
+  REQUIRE(result.epochs.size() == 3);
+  CHECK(result.best.val_auc >= 0.9);
+  CHECK(result.best.val_accuracy >= 0.8);
+  CHECK(result.epochs[0].best);
+  CHECK_FALSE(model.is_training());
+
+  ResNet34 headless(ResNetConfig::image(4));
+  CHECK_THROWS_WITH(nas::pretrain_backbone(headless, data, options), Catch::Contains("2-class head"));
+}
+
+TEST_CASE("feature cache: write, read, and clear errors for bad files", "[extract]") {
+  TempDir tmp("fcache");
+  data::FeatureSplit split;
+  split.split = "val";
+  split.ids = {"clip-a", "b"};
+  split.labels = from_vector<int64_t>({0, 1}, {2});
+  split.categories = from_vector<int64_t>({0, 3}, {2});
+  for (int i = 0; i < 8; ++i) split.features.push_back(rand({2, int64_t(4) << (i % 4), 5}));
+  split.metadata = {{"manifest_sha256", "abc"}};
+  const std::string path = tmp.file("val.safetensors");
+  data::write_feature_split(path, split);
+
+  const data::FeatureSplit back = data::read_feature_split(path);
+  CHECK(back.split == "val");
+  CHECK(back.ids == split.ids);
+  CHECK(back.labels.to_vector<int64_t>() == std::vector<int64_t>{0, 1});
+  CHECK(back.categories.to_vector<int64_t>() == std::vector<int64_t>{0, 3});
+  CHECK(back.length() == 5);
+  CHECK(back.channels() == std::vector<int64_t>{4, 8, 16, 32, 4, 8, 16, 32});
+  for (int i = 0; i < 8; ++i) CHECK(same_values(back.features[i], split.features[i]));
+  CHECK(back.metadata.at("clips") == "2");
+  CHECK(back.metadata.at("format") == data::kFeatureCacheFormat);
+  CHECK(data::feature_split_staleness(path, {{"manifest_sha256", "abc"}}).empty());
+  CHECK(data::feature_split_staleness(path, {{"manifest_sha256", "abd"}}) == "manifest_sha256 changed");
+  CHECK(data::feature_split_staleness(tmp.file("none.safetensors"), {}) == "missing");
+
+  // Rewrites the file's tensors with one changed, keeping the metadata.
+  auto rewrite = [&](const std::string& name, const Tensor& t) {
+    SafetensorsFile f = load_safetensors(path);
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    for (const auto& [n, v] : f.tensors)
+      if (n != name) tensors.emplace_back(n, v);
+    if (t.defined()) tensors.emplace_back(name, t);
+    const std::string bad = tmp.file("bad.safetensors");
+    save_safetensors(bad, tensors, f.metadata);
+    return bad;
+  };
+  std::string bad = rewrite("audio.layer2", Tensor());
+  CHECK_THROWS_WITH(data::read_feature_split(bad), Catch::Contains("feature cache '" + bad + "'") &&
+                                                       Catch::Contains("tensor \"audio.layer2\" is missing"));
+  CHECK_THAT(data::feature_split_staleness(bad, {}), Catch::StartsWith("unreadable"));
+  bad = rewrite("image.layer3", rand({2, 16}));
+  CHECK_THROWS_WITH(data::read_feature_split(bad), Catch::Contains("tensor \"image.layer3\" is F32[2, 16]"));
+  bad = rewrite("image.layer1", rand({3, 4, 5}));
+  CHECK_THROWS_WITH(data::read_feature_split(bad), Catch::Contains("with N = 2"));
+  bad = rewrite("audio.layer4", rand({2, 32, 6}));
+  CHECK_THROWS_WITH(data::read_feature_split(bad), Catch::Contains("\"audio.layer4\" has L = 6"));
+  bad = rewrite("labels", from_vector<int64_t>({0, 2}, {2}));
+  CHECK_THROWS_WITH(data::read_feature_split(bad), Catch::Contains("\"labels\" holds 2"));
+
+  // Truncated, and not a cache at all.
+  const std::string bytes = testing::read_file_bytes(path);
+  testing::write_file_bytes(tmp.file("cut.safetensors"), bytes.substr(0, bytes.size() - 10));
+  CHECK_THROWS_WITH(data::read_feature_split(tmp.file("cut.safetensors")),
+                    Catch::Contains(tmp.file("cut.safetensors")) && Catch::Contains("truncated"));
+  // The header reader the reuse check uses sees the same file without reading its data, and the same damage.
+  const SafetensorsHeader header = read_safetensors_header(path);
+  CHECK(header.tensors.size() == 11);
+  CHECK(header.metadata.at("split") == "val");
+  CHECK_THROWS_WITH(read_safetensors_header(tmp.file("cut.safetensors")), Catch::Contains("truncated"));
+  save_safetensors(tmp.file("other.safetensors"), {{"w", rand({2})}});
+  CHECK_THROWS_WITH(data::read_feature_split(tmp.file("other.safetensors")),
+                    Catch::Contains("not a feature cache file"));
+
+  split.ids[1] = "";
+  CHECK_THROWS_WITH(data::write_feature_split(tmp.file("x.safetensors"), split), Catch::Contains("empty"));
+}
+
+TEST_CASE("stgs pretrain + extract: state dicts, the three splits, reuse, rebuild, determinism, errors",
+          "[extract][cli]") {
+  TempDir tmp("extract");
+  const std::string manifest = tiny_set(tmp);
+  const std::string backbones = pretrain_both(tmp, manifest);
+
+  // The state dicts load into the presets with the training metadata.
+  SafetensorsFile image = load_safetensors(tmp.file("image.safetensors"));
+  ResNet34(ResNetConfig::image(4, 2)).load_state_dict(StateDict(image.tensors));
+  CHECK(image.metadata.at("modality") == "image");
+  CHECK(image.metadata.at("target") == "modality");
+  CHECK(image.metadata.at("width") == "4");
+  CHECK(image.metadata.at("size") == "32");
+  CHECK(image.metadata.at("manifest_sha256") == sha256_file(manifest));
+  CHECK(image.contains("fc.weight"));
+  SafetensorsFile audio = load_safetensors(tmp.file("audio.safetensors"));
+  ResNet34(ResNetConfig::audio(4, 2)).load_state_dict(StateDict(audio.tensors));
+  CHECK(audio.contains("classifier.weight"));
+  CHECK(audio.metadata.at("stats") == "audio.stats.safetensors");
+  CHECK(audio.metadata.at("stats_sha256") == sha256_file(tmp.file("audio.stats.safetensors")));
+
+  const std::string out = tmp.file("cache");
+  CommandResult r = run_stgs("extract " + manifest + backbones + " --out " + out + " --L 3 --device cpu");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  const data::Manifest m = data::read_manifest(manifest);
+  for (data::Split s : {data::Split::Train, data::Split::Val, data::Split::Test}) {
+    const data::FeatureSplit f = data::read_feature_split(out + "/" + data::split_name(s) + ".safetensors");
+    const std::vector<int64_t> rows = data::split_indices(m, s);
+    REQUIRE(f.size() == int64_t(rows.size()));
+    CHECK(f.split == data::split_name(s));
+    CHECK(f.length() == 3);
+    CHECK(f.channels() == std::vector<int64_t>{4, 8, 16, 32, 4, 8, 16, 32});
+    const std::vector<int64_t> labels = f.labels.to_vector<int64_t>(), categories = f.categories.to_vector<int64_t>();
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const data::ManifestRow& row = m.rows[size_t(rows[i])];
+      CHECK(f.ids[i] == row.id);
+      CHECK(labels[i] == int64_t(row.label));
+      CHECK(categories[i] == int64_t(row.category));
+    }
+    CHECK(f.metadata.at("image_backbone_sha256") == sha256_file(tmp.file("image.safetensors")));
+    CHECK(f.metadata.at("audio_backbone_sha256") == sha256_file(tmp.file("audio.safetensors")));
+    CHECK(f.metadata.at("manifest_sha256") == sha256_file(manifest));
+    CHECK(f.metadata.at("stats_sha256") == sha256_file(tmp.file("audio.stats.safetensors")));
+    CHECK(f.metadata.at("frames") == "2");
+    CHECK(f.metadata.at("size") == "32");
+    for (const Tensor& t : f.features) CHECK(max(abs(t), std::vector<int>{0, 1, 2}).item() > 0);
+  }
+
+  // Nothing changed: nothing is written.
+  const std::string train = out + "/train.safetensors";
+  std::vector<fs::file_time_type> before;
+  for (const char* s : {"train", "val", "test"}) before.push_back(mtime(out + "/" + s + ".safetensors"));
+  r = run_stgs("extract " + manifest + backbones + " --out " + out + " --L 3 --device cpu");
+  CHECK(r.status == 0);
+  CHECK_THAT(r.output, Catch::Contains("is up to date"));
+  int k = 0;
+  for (const char* s : {"train", "val", "test"}) CHECK(mtime(out + "/" + s + ".safetensors") == before[k++]);
+
+  // The same inputs give the same bytes in another directory.
+  r = run_stgs("extract " + manifest + backbones + " --out " + tmp.file("cache2") + " --L 3 --device cpu --quiet");
+  REQUIRE(r.status == 0);
+  for (const char* s : {"train", "val", "test"})
+    CHECK(testing::read_file_bytes(out + "/" + s + ".safetensors") ==
+          testing::read_file_bytes(tmp.file("cache2") + "/" + s + ".safetensors"));
+
+  // Another option, or another backbone, rebuilds.
+  r = run_stgs("extract " + manifest + backbones + " --out " + out + " --L 2 --device cpu");
+  CHECK(r.status == 0);
+  CHECK_THAT(r.output, Catch::Contains("rebuilding (L changed)"));
+  CHECK(data::read_feature_split(train).length() == 2);
+  r = run_stgs("pretrain " + manifest +
+               " --modality image --width 4 --epochs 1 --batch 4 --size 32 --frames 2 --seed 7 "
+               "--device cpu --quiet --out " +
+               tmp.file("image.safetensors"));
+  REQUIRE(r.status == 0);
+  r = run_stgs("extract " + manifest + backbones + " --out " + out + " --L 2 --device cpu");
+  CHECK(r.status == 0);
+  CHECK_THAT(r.output, Catch::Contains("rebuilding (image_backbone_sha256 changed)"));
+  CHECK(data::read_feature_split(train).metadata.at("image_backbone_sha256") ==
+        sha256_file(tmp.file("image.safetensors")));
+
+  // Augmented copies for train and val; the test split's file stays as it was.
+  const auto test_before = mtime(out + "/test.safetensors");
+  r = run_stgs("extract " + manifest + backbones + " --out " + out +
+               " --L 2 --device cpu --augment hflip,noise_snr_10");
+  REQUIRE(r.status == 0);
+  CHECK(mtime(out + "/test.safetensors") == test_before);
+  {
+    const data::FeatureSplit f = data::read_feature_split(train);
+    const std::vector<int64_t> rows = data::split_indices(m, data::Split::Train);
+    const int64_t n = int64_t(rows.size());
+    REQUIRE(f.size() == 3 * n);
+    CHECK(f.metadata.at("augment") == "hflip,noise_snr_10");
+    for (int64_t i = 0; i < n; ++i) {
+      CHECK(f.ids[size_t(n + i)] == f.ids[size_t(i)] + "#hflip");
+      CHECK(f.ids[size_t(2 * n + i)] == f.ids[size_t(i)] + "#noise_snr_10");
+    }
+    CHECK(
+        f.labels.to_vector<int64_t>() ==
+        concat({f.labels.narrow(0, 0, n), f.labels.narrow(0, 0, n), f.labels.narrow(0, 0, n)}, 0).to_vector<int64_t>());
+    // hflip changes the image features only, noise the audio features only.
+    auto part = [&](int feature, int64_t copy) { return f.features[size_t(feature)].narrow(0, copy * n, n); };
+    CHECK_FALSE(same_values(part(0, 0), part(0, 1)));
+    CHECK(same_values(part(4, 0), part(4, 1)));
+    CHECK(same_values(part(0, 0), part(0, 2)));
+    CHECK_FALSE(same_values(part(4, 0), part(4, 2)));
+  }
+  r = run_stgs("extract " + manifest + backbones + " --out " + out + " --L 2 --device cpu --augment nonsense");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains("nonsense"));
+
+  // A corrupt cache file is rebuilt.
+  testing::write_file_bytes(train, "garbage");
+  r = run_stgs("extract " + manifest + backbones + " --out " + out + " --L 2 --device cpu");
+  CHECK(r.status == 0);
+  CHECK_THAT(r.output, Catch::Contains("train.safetensors: rebuilding (unreadable"));
+  CHECK_NOTHROW(data::read_feature_split(train));
+
+  // Errors name the file at fault.
+  r = run_stgs("extract " + manifest + " --image-backbone " + tmp.file("nope.safetensors") + " --audio-backbone " +
+               tmp.file("audio.safetensors") + " --out " + out);
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains("backbone file '" + tmp.file("nope.safetensors") + "' does not exist"));
+  r = run_stgs("extract " + manifest + " --image-backbone " + tmp.file("audio.safetensors") + " --audio-backbone " +
+               tmp.file("image.safetensors") + " --out " + out);
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains("the two backbones swapped?"));
+  r = run_stgs("pretrain " + manifest + " --modality video --out " + tmp.file("x.safetensors"));
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains("--modality expects image or audio"));
+  r = run_stgs("extract " + manifest);
+  CHECK(r.status == 2);
+}
+
+TEST_CASE("stgs pretrain + extract on a GPU: the features match the CPU's", "[extract][cuda]") {
+  TempDir tmp("extract_cuda");
+  const std::string manifest = tiny_set(tmp);
+  const std::string common = manifest + " --width 4 --epochs 1 --batch 4 --device cuda --quiet";
+  CommandResult r =
+      run_stgs("pretrain " + common + " --modality image --size 32 --frames 2 --out " + tmp.file("image.safetensors"));
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  r = run_stgs("pretrain " + common + " --modality audio --out " + tmp.file("audio.safetensors"));
+  REQUIRE(r.status == 0);
+  const std::string backbones =
+      " --image-backbone " + tmp.file("image.safetensors") + " --audio-backbone " + tmp.file("audio.safetensors");
+  for (const char* device : {"cuda", "cpu"}) {
+    r = run_stgs("extract " + manifest + backbones + " --out " + tmp.file(device) + " --L 3 --quiet --device " +
+                 device);
+    REQUIRE(r.status == 0);
+  }
+  for (const char* s : {"train", "val", "test"}) {
+    const data::FeatureSplit gpu = data::read_feature_split(tmp.file("cuda") + "/" + s + ".safetensors");
+    const data::FeatureSplit cpu = data::read_feature_split(tmp.file("cpu") + "/" + s + ".safetensors");
+    CHECK(gpu.ids == cpu.ids);
+    CHECK(gpu.labels.to_vector<int64_t>() == cpu.labels.to_vector<int64_t>());
+    for (size_t i = 0; i < cpu.features.size(); ++i) {
+      const double scale = max(abs(cpu.features[i]), std::vector<int>{0, 1, 2}).item();
+      const double diff = max(abs(sub(gpu.features[i], cpu.features[i])), std::vector<int>{0, 1, 2}).item();
+      INFO(s << " " << data::kFeatureNames[i] << ": max |gpu - cpu| " << diff << " of max |cpu| " << scale);
+      CHECK(diff <= 1e-4 + 1e-3 * scale);
+    }
+  }
+}
