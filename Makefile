@@ -71,7 +71,7 @@ TESTS := $(BUILD)/stgs_tests
 BENCH := $(BUILD)/stgs_bench
 
 # ---- targets --------------------------------------------------------------------------------------
-.PHONY: all lib test asan bench deps gpu-check gpu-deps clean help
+.PHONY: all lib test asan bench deps gpu-check gpu-deps clean help search eval
 all: $(STGS) $(TESTS) $(BENCH)
 lib: $(LIB)
 
@@ -130,6 +130,28 @@ deps:
 	echo "installing: $$missing"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null
 
+# ---- the end-to-end pipeline on the synthetic set: make search, then make eval -------------------------
+# Each stage is skipped when its output exists (extract itself reuses an up-to-date cache); WORK holds it all.
+WORK ?= work
+SYNTH_ARGS ?=
+PRETRAIN_ARGS ?=
+EXTRACT_ARGS ?=
+SEARCH_ARGS ?=
+EVAL_ARGS ?=
+search: deps $(STGS)
+	@mkdir -p $(WORK)/backbones
+	@[ -f $(WORK)/synth/manifest.csv ] || $(STGS) synth --out $(WORK)/synth --force $(SYNTH_ARGS)
+	@for m in image audio; do [ -f $(WORK)/backbones/$$m.safetensors ] || \
+	  $(STGS) pretrain $(WORK)/synth/manifest.csv --modality $$m --out $(WORK)/backbones/$$m.safetensors \
+	    $(PRETRAIN_ARGS) || exit 1; done
+	$(STGS) extract $(WORK)/synth/manifest.csv --image-backbone $(WORK)/backbones/image.safetensors \
+	  --audio-backbone $(WORK)/backbones/audio.safetensors --out $(WORK)/features $(EXTRACT_ARGS)
+	$(STGS) search $(WORK)/features --runs-dir $(WORK)/runs $(SEARCH_ARGS)
+	@run=$$(ls -td $(WORK)/runs/search-* | head -1); echo "best genotype ($$run/genotype.json):"; cat $$run/genotype.json
+
+eval: $(STGS)
+	$(STGS) eval --runs-dir $(WORK)/runs $(EVAL_ARGS)
+
 # On a GPU machine: build for its architecture, test with CUDA, sanitize, benchmark; one log (.ci/gpu-check).
 gpu-check:
 	bash .ci/gpu-check
@@ -150,6 +172,8 @@ help:
 	@echo "make test      build and run the test suite (TEST_ARGS passes Catch2 filters)"
 	@echo "make asan      run the CPU suite under AddressSanitizer + UBSan"
 	@echo "make bench     kernel microbenchmarks (BENCH_ARGS for options)"
+	@echo "make search    from nothing: synthetic set, pretrained backbones, feature cache, STGS search (in WORK=$(WORK))"
+	@echo "make eval      train the last search's genotype from scratch and print the test table"
 	@echo "make deps      install the Debian packages the project needs"
 	@echo "make gpu-check on a GPU machine: build, test with CUDA, compute-sanitizer, bench; one log"
 	@echo "make gpu-deps  fetch the build's Debian packages into .gpu-deps/ for a GPU machine without network"

@@ -62,6 +62,12 @@ std::string CommandLine::key_of(const std::string& flag_name) {
   return key;
 }
 
+std::string flag_name_of(const std::string& key) {
+  std::string name = key;
+  std::replace(name.begin(), name.end(), '_', '-');
+  return name;
+}
+
 const Flag* CommandLine::find(const std::string& name) const {
   const std::string key = key_of(name);
   for (const Flag& f : flags_)

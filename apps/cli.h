@@ -54,4 +54,7 @@ class CommandLine {
   std::vector<Flag> flags_;
 };
 
+// "arch_lr" -> "arch-lr": a config key as the flag a user types.
+std::string flag_name_of(const std::string& key);
+
 }  // namespace stgs::apps

@@ -12,5 +12,7 @@ int run_import(int argc, char** argv);   // apps/cmd_import.cpp
 int run_show_input(int argc, char** argv);  // apps/cmd_show_input.cpp
 int run_pretrain(int argc, char** argv);  // apps/cmd_pretrain.cpp
 int run_extract(int argc, char** argv);   // apps/cmd_extract.cpp
+int run_search(int argc, char** argv);   // apps/cmd_search.cpp
+int run_eval(int argc, char** argv);     // apps/cmd_eval.cpp
 
 }  // namespace stgs::apps

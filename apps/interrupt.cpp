@@ -1,6 +1,7 @@
 #include "apps/interrupt.h"
 
 #include <csignal>
+#include <cstdlib>
 
 namespace stgs::apps {
 namespace {
@@ -34,5 +35,23 @@ InterruptGuard::~InterruptGuard() {
 bool interrupt_requested() { return g_requested != 0; }
 
 void request_interrupt() { g_requested = 1; }
+
+namespace {
+int64_t fault_setting(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? std::atoll(v) : -1;
+}
+}  // namespace
+
+void FaultInjection::after_tables(int64_t epoch) {
+  static const int64_t kill_after = fault_setting("STGS_FAULT_KILL_AFTER_TABLES");
+  if (epoch == kill_after) std::raise(SIGKILL);
+}
+
+void FaultInjection::after_step() {
+  static const int64_t interrupt_at = fault_setting("STGS_FAULT_INTERRUPT_AT_STEP");
+  static int64_t steps = 0;
+  if (++steps == interrupt_at) request_interrupt();
+}
 
 }  // namespace stgs::apps

@@ -19,8 +19,10 @@ void print_help(FILE* out) {
                "\n"
                "commands:\n"
                "  augment     list the 36 augmentations (frames, waveform, spectrogram)\n"
+               "  eval        train a searched genotype's fixed network; test AUC, ACC, EER, report\n"
                "  import      import FakeAVCeleb or SWAN-DF: frames, 16 kHz WAV and a manifest (needs ffmpeg)\n"
                "  inspect     list the tensors of a safetensors checkpoint; compare them with a model\n"
+               "  search      STGS-BMNAS architecture search over a feature cache (resumable run directory)\n"
                "  synth       write the synthetic audio-visual deepfake set (PNG frames, WAV, manifest)\n"
                "  show-input  write what the model sees for one clip: face crops and spectrogram (PNG, safetensors)\n"
                "  pretrain    train a ResNet-34 backbone as a unimodal real/fake classifier\n"
@@ -60,6 +62,8 @@ int main(int argc, char** argv) {
     if (cmd == "show-input") return stgs::apps::run_show_input(argc - 2, argv + 2);
     if (cmd == "pretrain") return stgs::apps::run_pretrain(argc - 2, argv + 2);
     if (cmd == "extract") return stgs::apps::run_extract(argc - 2, argv + 2);
+    if (cmd == "search") return stgs::apps::run_search(argc - 2, argv + 2);
+    if (cmd == "eval") return stgs::apps::run_eval(argc - 2, argv + 2);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "stgs %s: error: %s\n", cmd.c_str(), e.what());
     return 1;

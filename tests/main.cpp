@@ -44,10 +44,22 @@ int main(int argc, char** argv) {
       ++skipped;
     }
     Catch::ConfigData data = session.configData();
+    // An OR-group ends at each ',' whether it came as its own argument or inside one ("[a],[b]"); a comma
+    // escaped with a backslash belongs to a test name.
     std::vector<std::string> specs;
     for (const std::string& s : data.testsOrTags) {
-      if (s == ",") specs.push_back("~[cuda]");
-      specs.push_back(s);
+      std::string group;
+      for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == ',' && (i == 0 || s[i - 1] != '\\')) {
+          if (!group.empty()) specs.push_back(group);
+          specs.push_back("~[cuda]");
+          specs.push_back(",");
+          group.clear();
+        } else {
+          group += s[i];
+        }
+      }
+      if (!group.empty()) specs.push_back(group);
     }
     specs.push_back("~[cuda]");
     data.testsOrTags = specs;

@@ -1,0 +1,316 @@
+// `stgs eval [SEARCH_RUN_DIR] [options]`: trains the fixed network of a searched genotype from scratch on the
+// feature cache, selects the epoch on validation, and scores the test split once with those weights; beside
+// it, the same training on single-modality versions of the genotype, for the report's comparison.
+//
+// Run directory (runs/<name>-<timestamp>/; README "Run directories"):
+//   config.json, log.txt, genotype.json (the genotype evaluated)
+//   metrics.csv                    per epoch of the fused model: loss, train/val accuracy and AUC, lr, seconds
+//   checkpoints/last.safetensors   the fused model's whole training state (resume); best weights inside
+//   scores.csv                     test split: id, label, P(fake) of the fused model
+//   roc.csv                        its ROC curve: threshold, fpr, tpr
+//   results.json                   AUC, ACC at 0.5, EER, fusion and total parameters, seconds, per model
+//   report.md                      the results table and the figures
+//   loss.png, roc.png              when gnuplot is installed
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <set>
+
+#include "apps/cli.h"
+#include "apps/commands.h"
+#include "apps/features.h"
+#include "apps/interrupt.h"
+#include "apps/options.h"
+#include "apps/plots.h"
+#include "apps/progress.h"
+#include "apps/run_dir.h"
+#include "engine/io/safetensors.h"
+#include "kernels/check.h"
+#include "nas/fixed_run.h"
+#include "nas/metrics.h"
+
+namespace stgs::apps {
+namespace {
+
+namespace fs = std::filesystem;
+
+CommandLine eval_flags() {
+  return CommandLine(
+      "stgs eval", "stgs eval [SEARCH_RUN_DIR] [options]   |   stgs eval --resume RUN_DIR",
+      "Trains the fixed network of a searched genotype from scratch on the feature cache, keeps the epoch with\n"
+      "the best validation AUC, and reports test AUC, accuracy at 0.5, EER and parameter counts. The genotype\n"
+      "comes from SEARCH_RUN_DIR/genotype.json (default: the newest search run under --runs-dir) or --genotype;\n"
+      "the features from that run's config or --features. Image-only and audio-only versions of the genotype are\n"
+      "trained the same way for comparison (--no-unimodal skips them).",
+      {{"features", "", "the feature cache directory (default: the search run's)", "DIR"},
+       {"genotype", "", "genotype JSON to evaluate (default: SEARCH_RUN_DIR/genotype.json)", "FILE"},
+       {"resume", "", "continue the evaluation run in this directory (no other options)", "RUN_DIR"},
+       {"runs-dir", "runs", "where the run directory is created (and the newest search run is looked for)", "DIR"},
+       {"name", "eval", "run name: the directory is <runs-dir>/<name>-<timestamp>", "NAME"},
+       {"epochs", 30, "training epochs"},
+       {"batch", 8, "batch size"},
+       {"lr", 1e-3, "Adam learning rate, cosine schedule maximum"},
+       {"weight-decay", 1e-4, "Adam weight decay"},
+       {"seed", 1, "seed of every random choice"},
+       {"device", "auto", "auto, cpu, cuda or cuda:N"},
+       {"unimodal", true, "also train image-only and audio-only versions of the genotype"},
+       {"plots", true, "render loss and ROC plots with gnuplot (when installed)"},
+       {"quiet", false, "no progress bar and no log echo on stderr"}});
+}
+
+const std::vector<std::string> kMetricsHeader = {"epoch",   "train_loss", "train_acc", "train_auc", "val_acc",
+                                                 "val_auc", "val_eer",    "lr",        "seconds"};
+
+// The newest run directory named search-* under runs_dir that has a genotype.json.
+std::string newest_search_run(const std::string& runs_dir) {
+  std::string best;
+  fs::file_time_type best_time;
+  if (fs::is_directory(runs_dir))
+    for (const auto& e : fs::directory_iterator(runs_dir)) {
+      const std::string name = e.path().filename().string();
+      if (!e.is_directory() || !fs::exists(e.path() / "genotype.json")) continue;
+      const auto t = fs::last_write_time(e.path() / "genotype.json");
+      if (name.rfind("search", 0) == 0 && (best.empty() || t > best_time)) best = e.path().string(), best_time = t;
+    }
+  STGS_CHECK(!best.empty(), runs_dir, ": no search run with a genotype.json (run `stgs search` first, or pass "
+             "SEARCH_RUN_DIR or --genotype)");
+  return best;
+}
+
+// The genotype with every cell input of the other modality replaced by this one's layer of the same depth
+// (image.layerK <-> audio.layerK), or the next free layer of this modality when that would repeat the cell's
+// other input: the same fusion structure on one modality's features.
+nas::Genotype unimodal_genotype(const nas::Genotype& g, const std::string& keep) {
+  nas::Genotype u = g;
+  const std::vector<std::string>& names = g.config.input_names;
+  const int n = int(names.size());
+  auto index_of = [&](const std::string& name) {
+    for (int i = 0; i < n; ++i)
+      if (names[size_t(i)] == name) return i;
+    return -1;
+  };
+  for (nas::CellGenotype& cell : u.cells) {
+    for (size_t k = 0; k < 2; ++k) {
+      const int node = cell.inputs[k];
+      if (node >= n || names[size_t(node)].rfind(keep, 0) == 0) continue;  // a cell, or already this modality
+      const std::string& name = names[size_t(node)];
+      int replacement = index_of(keep + name.substr(name.find('.') + 1));  // same depth: "layer3"
+      for (int depth = 4; (replacement < 0 || replacement == cell.inputs[1 - k]) && depth >= 1; --depth)
+        replacement = index_of(keep + "layer" + std::to_string(depth));
+      STGS_CHECK(replacement >= 0 && replacement != cell.inputs[1 - k], "unimodal genotype: no free ", keep,
+                 " input for a cell");
+      cell.inputs[k] = replacement;
+    }
+  }
+  nas::validate_genotype(u, "unimodal genotype (" + keep + ")");
+  return u;
+}
+
+struct ModelResult {
+  std::string name;
+  nas::SplitScores test;
+  int64_t fusion_parameters = 0;
+  int64_t best_epoch = -1;
+  double best_val_auc = 0, seconds = 0;
+};
+
+nlohmann::json result_json(const ModelResult& m, int64_t backbone_parameters) {
+  return {{"model", m.name},
+          {"test_auc", m.test.auc},
+          {"test_acc", m.test.accuracy},
+          {"test_eer", m.test.eer},
+          {"best_epoch", m.best_epoch + 1},
+          {"best_val_auc", m.best_val_auc},
+          {"fusion_parameters", m.fusion_parameters},
+          {"total_parameters", m.fusion_parameters + backbone_parameters},
+          {"train_seconds", m.seconds}};
+}
+
+void save_checkpoint(const std::string& path, const nas::FixedRun& run) {
+  save_safetensors(path, run.state_dict().entries(), {{"format", "stgs-eval-checkpoint"}, {"version", "1"}});
+}
+
+}  // namespace
+
+int run_eval(int argc, char** argv) {
+  const CommandLine flags = eval_flags();
+  const ParsedCommand cmd = flags.parse(argc, argv);
+  if (cmd.help) {
+    flags.print_help(stdout);
+    return 0;
+  }
+  std::optional<RunDir> run_slot;
+  nlohmann::json config;
+  const std::string resume = cmd.config["resume"];
+  if (resume.empty()) {
+    config = cmd.config;
+    STGS_CHECK(cmd.positional.size() <= 1, "stgs eval: expected at most one SEARCH_RUN_DIR, see --help");
+    std::string genotype = config["genotype"], features = config["features"];
+    if (genotype.empty() || features.empty()) {
+      const std::string search_dir = cmd.positional.empty() ? newest_search_run(config["runs_dir"]) : cmd.positional[0];
+      const RunDir search = RunDir::open(search_dir);
+      if (genotype.empty()) genotype = search.file("genotype.json");
+      if (features.empty()) features = search.read_json("config.json").at("features");
+      config["search_run"] = fs::absolute(search_dir).string();
+    }
+    config["genotype"] = fs::absolute(genotype).string();
+    config["features"] = fs::absolute(features).string();
+  } else {
+    STGS_CHECK(cmd.positional.empty(), "stgs eval --resume takes no SEARCH_RUN_DIR");
+    const nlohmann::json defaults = flags.parse(std::vector<std::string>{}).config;
+    for (const auto& [key, value] : cmd.config.items())
+      STGS_CHECK(key == "resume" || key == "quiet" || value == defaults[key], "stgs eval --resume: --",
+                 flag_name_of(key), " cannot change a run being resumed (its config.json holds its options)");
+    run_slot = RunDir::open(resume);
+    config = run_slot->read_json("config.json");
+    config["quiet"] = cmd.config["quiet"];
+  }
+  const bool quiet = config["quiet"], plots = config["plots"];
+
+  const nas::Genotype genotype = nas::load_genotype(config["genotype"]);
+  const FeatureDir features = load_feature_dir(config["features"], true);
+  const nas::FeatureSet train = to_feature_set(features.train), val = to_feature_set(features.val),
+                        test = to_feature_set(features.test);
+  STGS_CHECK(genotype.config.input_names == train.names, config["genotype"].get<std::string>(),
+             ": its inputs do not match the feature cache's (", features.path, ")");
+  nas::FixedRunOptions options;
+  options.epochs = config["epochs"];
+  options.batch_size = config["batch"];
+  options.lr = config["lr"];
+  options.weight_decay = config["weight_decay"];
+  options.seed = config["seed"].get<uint64_t>();
+  options.device = parse_device_option("stgs eval", config["device"]);
+
+  if (!run_slot) {
+    run_slot = RunDir::create(config["runs_dir"], config["name"]);
+    run_slot->write_json("config.json", config);
+    nas::save_genotype(run_slot->file("genotype.json"), genotype);
+  }
+  RunDir& run = *run_slot;
+  run.set_quiet(quiet);
+  fs::create_directories(run.file("checkpoints"));
+  int64_t backbone_parameters = 0;
+  for (const auto& [key, value] : features.train.metadata)
+    if (key == "backbone_parameters") backbone_parameters = std::stoll(value);
+
+  InterruptGuard interrupt_guard;
+  // Trains one genotype; the fused model (checkpointed) is resumable, the unimodal ones are short and rerun.
+  auto train_model = [&](const std::string& name, const nas::Genotype& g, bool checkpointed) -> std::optional<ModelResult> {
+    const auto start = std::chrono::steady_clock::now();
+    manual_seed(options.seed ^ 0xE7A1);
+    nas::FixedRun model(g, options, train, val);
+    CsvTable metrics(kMetricsHeader);
+    const std::string ckpt = run.file("checkpoints/last.safetensors");
+    if (checkpointed && fs::exists(ckpt)) {
+      model.load_state_dict(StateDict(load_safetensors(ckpt).tensors));
+      metrics = CsvTable::load(run.file("metrics.csv"), kMetricsHeader);
+      metrics.truncate(size_t(model.epoch()));
+      run.log(name + ": resumed at epoch " + std::to_string(model.epoch() + 1));
+    }
+    while (model.epoch() < options.epochs) {
+      const int64_t epoch = model.epoch();
+      ProgressBar bar(name + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs),
+                      model.steps_per_epoch(), "steps", quiet);
+      const nas::FixedEpochResult r = model.run_epoch(interrupt_requested, [&](int64_t done, int64_t, double loss) {
+        bar.update(done, "loss " + CsvTable::number(loss));
+        FaultInjection::after_step();
+      });
+      bar.finish();
+      if (!r.complete) {
+        if (checkpointed) save_checkpoint(ckpt, model);
+        run.log(name + ": interrupted at epoch " + std::to_string(epoch + 1) + "; resume with: stgs eval --resume " +
+                run.path());
+        return std::nullopt;
+      }
+      if (checkpointed) {
+        metrics.add_numbers({double(epoch + 1), r.train_loss, r.train.accuracy, r.train.auc, r.val.accuracy, r.val.auc,
+                             r.val.eer, r.lr, r.seconds});
+        metrics.save(run.file("metrics.csv"));
+        FaultInjection::after_tables(epoch + 1);
+        save_checkpoint(ckpt, model);
+      }
+      char line[200];
+      std::snprintf(line, sizeof line, "%s epoch %lld/%lld  loss %.4f  val AUC %.4f ACC %.4f  %.1fs%s", name.c_str(),
+                    (long long)epoch + 1, (long long)options.epochs, r.train_loss, r.val.auc, r.val.accuracy, r.seconds,
+                    r.best ? "  (best)" : "");
+      run.log(line);
+    }
+    ModelResult m;
+    m.name = name;
+    m.test = model.evaluate_best(test);
+    m.fusion_parameters = model.net().num_parameters();
+    m.best_epoch = model.best_epoch();
+    m.best_val_auc = model.best_val_auc();
+    m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return m;
+  };
+
+  run.log("eval: genotype " + config["genotype"].get<std::string>() + " on " + features.path + " (" +
+          std::to_string(train.size()) + "/" + std::to_string(val.size()) + "/" + std::to_string(test.size()) +
+          " clips), device " + options.device.str());
+  std::vector<ModelResult> results;
+  const std::optional<ModelResult> fused = train_model("fused", genotype, true);
+  if (!fused) return 130;
+  results.push_back(*fused);
+  if (config["unimodal"].get<bool>()) {
+    for (const auto& [name, prefix] : {std::pair{"image-only", "image."}, std::pair{"audio-only", "audio."}}) {
+      const std::optional<ModelResult> m = train_model(name, unimodal_genotype(genotype, prefix), false);
+      if (!m) return 130;
+      results.push_back(*m);
+    }
+  }
+
+  // Test outputs of the fused model.
+  CsvTable scores({"id", "label", "score"});
+  const std::vector<int64_t> labels = test.labels.to_vector<int64_t>();
+  for (size_t i = 0; i < labels.size(); ++i)
+    scores.add({test.ids.at(i), std::to_string(labels[i]), CsvTable::number(fused->test.scores[i])});
+  scores.save(run.file("scores.csv"));
+  CsvTable roc({"threshold", "fpr", "tpr"});
+  bool two_classes = std::set<int64_t>(labels.begin(), labels.end()).size() == 2;
+  if (two_classes)
+    for (const nas::RocPoint& p : nas::roc_curve(fused->test.scores, labels)) roc.add_numbers({p.threshold, p.fpr, p.tpr});
+  roc.save(run.file("roc.csv"));
+  nlohmann::json models = nlohmann::json::array();
+  for (const ModelResult& m : results) models.push_back(result_json(m, backbone_parameters));
+  nlohmann::json doc = result_json(*fused, backbone_parameters);
+  doc["device"] = options.device.str();
+  doc["test_clips"] = test.size();
+  doc["models"] = models;
+  run.write_json("results.json", doc);
+  if (plots) {
+    plot_lines(run.file("loss.png"), {{run.file("metrics.csv"), "epoch", "train_loss", "training loss"}},
+               {.title = "fixed network training", .xlabel = "epoch", .ylabel = "cross-entropy"});
+    if (two_classes)
+      plot_lines(run.file("roc.png"), {{run.file("roc.csv"), "fpr", "tpr", "fused"}},
+                 {.title = "test ROC", .xlabel = "false positive rate", .ylabel = "true positive rate",
+                  .diagonal = true, .square = true});
+  }
+
+  // The report: the table, then the figures that exist.
+  std::string report = "# Evaluation\n\nGenotype `" + config["genotype"].get<std::string>() + "`, features `" +
+                       features.path + "`, " + std::to_string(test.size()) + " test clips, device " +
+                       options.device.str() + ".\n\n| model | test AUC | ACC @ 0.5 | EER | fusion params | total params | best epoch |\n|---|---|---|---|---|---|---|\n";
+  char row[256];
+  for (const ModelResult& m : results) {
+    std::snprintf(row, sizeof row, "| %s | %.4f | %.4f | %.4f | %lld | %lld | %lld |\n", m.name.c_str(), m.test.auc,
+                  m.test.accuracy, m.test.eer, (long long)m.fusion_parameters,
+                  (long long)(m.fusion_parameters + backbone_parameters), (long long)m.best_epoch + 1);
+    report += row;
+  }
+  report += "\nFiles: `scores.csv` (id, label, P(fake)), `roc.csv`, `metrics.csv`, `results.json`.\n";
+  if (fs::exists(run.file("loss.png"))) report += "\n![training loss](loss.png)\n";
+  if (fs::exists(run.file("roc.png"))) report += "\n![test ROC](roc.png)\n";
+  run.write_text("report.md", report);
+
+  std::printf("%-12s %9s %9s %9s %14s %14s\n", "model", "test AUC", "ACC@0.5", "EER", "fusion params", "total params");
+  for (const ModelResult& m : results)
+    std::printf("%-12s %9.4f %9.4f %9.4f %14lld %14lld\n", m.name.c_str(), m.test.auc, m.test.accuracy, m.test.eer,
+                (long long)m.fusion_parameters, (long long)(m.fusion_parameters + backbone_parameters));
+  run.log("done: " + run.file("report.md"));
+  return 0;
+}
+
+}  // namespace stgs::apps

@@ -1,0 +1,294 @@
+// `stgs search FEATURES [options]`: the STGS-BMNAS search over a feature cache, into a run directory that
+// `--resume` continues.
+//
+// Run directory (runs/<name>-<timestamp>/; README "Run directories"):
+//   config.json                  every option, resolved (flags over the --config file over the defaults)
+//   log.txt                      timestamped lines
+//   metrics.csv, entropy.csv     one row per epoch
+//   genotypes/epoch_NNN.json     the genotype derived after each epoch
+//   genotype.json, .dot, .png    the best one so far by validation AUC (.png when graphviz is installed)
+//   checkpoints/last.safetensors, checkpoints/best.safetensors   the whole search state
+//   loss.png, entropy.png        when gnuplot is installed
+// The tables are rewritten whole after each epoch and before the checkpoint, so after a kill at any moment the
+// checkpoint is never ahead of them; a resume cuts them back to the checkpoint's epoch.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+
+#include "apps/cli.h"
+#include "apps/commands.h"
+#include "apps/features.h"
+#include "apps/interrupt.h"
+#include "apps/options.h"
+#include "apps/plots.h"
+#include "apps/progress.h"
+#include "apps/run_dir.h"
+#include "engine/io/safetensors.h"
+#include "kernels/check.h"
+#include "nas/genotype.h"
+#include "nas/search_run.h"
+
+namespace stgs::apps {
+namespace {
+
+CommandLine search_flags() {
+  return CommandLine(
+      "stgs search", "stgs search FEATURES_DIR [options]   |   stgs search --resume RUN_DIR",
+      "Searches a fusion architecture with STGS-BMNAS over the pooled backbone features in FEATURES_DIR\n"
+      "(train/val/test.safetensors from `stgs extract`), and writes a run directory: config, log, metrics,\n"
+      "entropies, the genotype of every epoch and the best one, checkpoints and plots. Ctrl-C finishes the\n"
+      "current step, writes a checkpoint and exits; --resume continues a run exactly where it stopped.",
+      {{"features", "", "the feature cache directory (or give it as the argument)", "DIR"},
+       {"resume", "", "continue the run in this directory with its config.json (no other options)", "RUN_DIR"},
+       {"runs-dir", "runs", "where the run directory is created", "DIR"},
+       {"name", "search", "run name: the directory is <runs-dir>/<name>-<timestamp>", "NAME"},
+       {"epochs", 30, "maximum number of epochs"},
+       {"batch", 8, "batch size (paper: 8)"},
+       {"samples", 15, "M: architecture draws per step, losses averaged (paper: 15)"},
+       {"lambda", 10.0, "Gumbel-softmax temperature (paper: 10)"},
+       {"lambda-end", 0.0, "anneal lambda linearly to this value at the last epoch (0: fixed)"},
+       {"mode", "stgs", "stgs (hard straight-through), soft (relaxed sample) or softmax (BM-NAS, no noise)"},
+       {"path", "exact", "exact (every op of every row) or fast (only the sampled ones, GDAS gradient)"},
+       {"cells", 2, "fusion cells"},
+       {"steps", 2, "inner steps per cell"},
+       {"channels", 128, "C: channels of every node after the reshape layers"},
+       {"dropout", 0.2, "dropout of the reshape layers, cell outputs, LinearGLU and ConcatFC"},
+       {"optimizer", "sgd", "weight optimizer: sgd (momentum 0.9) or adam"},
+       {"weight-lr", 3e-3, "weight learning rate, cosine schedule maximum"},
+       {"weight-decay", 3e-3, "weight decay of the network weights"},
+       {"arch-lr", 3e-3, "architecture Adam learning rate"},
+       {"arch-weight-decay", 1e-3, "architecture weight decay"},
+       {"patience", 10, "stop after this many epochs with flat entropies (0: never stop early)"},
+       {"tolerance", 1e-3, "an entropy changing by less than this per epoch counts as flat"},
+       {"seed", 1, "seed of every random choice"},
+       {"device", "auto", "auto, cpu, cuda or cuda:N"},
+       {"plots", true, "render loss and entropy plots with gnuplot (when installed)"},
+       {"quiet", false, "no progress bar and no log echo on stderr"}});
+}
+
+const std::vector<std::string> kMetricsHeader = {
+    "epoch",      "train_loss", "val_loss",      "train_acc",    "train_auc",     "val_acc", "val_auc",
+    "val_eer",    "lambda",     "weight_lr",     "entropy_alpha", "entropy_beta", "entropy_gamma",
+    "seconds"};
+const std::vector<std::string> kEntropyHeader = {"epoch", "alpha", "beta", "gamma"};
+
+nas::GumbelMode mode_of(const std::string& s) {
+  if (s == "stgs") return nas::GumbelMode::Hard;
+  if (s == "soft") return nas::GumbelMode::Soft;
+  if (s == "softmax") return nas::GumbelMode::PlainSoftmax;
+  STGS_FAIL("stgs search: --mode '", s, "': expected stgs, soft or softmax");
+}
+
+nas::SearchRunOptions run_options(const nlohmann::json& c, Device device) {
+  // c: the resolved config (keys with '_').
+  nas::SearchRunOptions o;
+  o.epochs = c["epochs"];
+  o.batch_size = c["batch"];
+  o.seed = c["seed"].get<uint64_t>();
+  o.device = device;
+  nas::ArchitectOptions& a = o.architect;
+  a.samples = c["samples"];
+  a.mode = mode_of(c["mode"]);
+  const std::string path = c["path"];
+  STGS_CHECK(path == "exact" || path == "fast", "stgs search: --path '", path, "': expected exact or fast");
+  a.path = path == "fast" ? nas::SearchPath::Fast : nas::SearchPath::Exact;
+  const double lambda = c["lambda"], lambda_end = c["lambda_end"];
+  a.temperature = lambda_end > 0 && o.epochs >= 2 ? nas::TemperatureSchedule::linear(lambda, lambda_end, int(o.epochs))
+                                                  : nas::TemperatureSchedule::fixed(lambda);
+  const std::string opt = c["optimizer"];
+  STGS_CHECK(opt == "sgd" || opt == "adam", "stgs search: --optimizer '", opt, "': expected sgd or adam");
+  a.weight_optimizer = opt == "adam" ? nas::WeightOptimizer::Adam : nas::WeightOptimizer::SGD;
+  a.weight_lr = c["weight_lr"];
+  a.weight_decay = c["weight_decay"];
+  a.arch_lr = c["arch_lr"];
+  a.arch_weight_decay = c["arch_weight_decay"];
+  STGS_CHECK(o.epochs >= 1 && o.batch_size >= 2 && a.samples >= 1, "stgs search: --epochs >= 1, --batch >= 2 and "
+             "--samples >= 1 are required");
+  return o;
+}
+
+std::string genotype_file(int64_t epoch) {
+  char name[48];
+  std::snprintf(name, sizeof name, "genotypes/epoch_%03lld.json", (long long)epoch + 1);
+  return name;
+}
+
+// checkpoints/best.safetensors <- a copy of last.safetensors, replaced atomically.
+void copy_to_best(const RunDir& run) {
+  namespace fs = std::filesystem;
+  fs::copy_file(run.file("checkpoints/last.safetensors"), run.file("checkpoints/best.safetensors.tmp"),
+                fs::copy_options::overwrite_existing);
+  fs::rename(run.file("checkpoints/best.safetensors.tmp"), run.file("checkpoints/best.safetensors"));
+}
+
+// The resolved config of a new run, or the saved one of a resumed run (which accepts only --quiet besides).
+nlohmann::json resolve_config(const CommandLine& flags, const ParsedCommand& cmd, std::optional<RunDir>& run) {
+  const std::string resume = cmd.config["resume"];
+  if (resume.empty()) {
+    nlohmann::json config = cmd.config;
+    std::string features = config["features"];
+    STGS_CHECK(cmd.positional.size() <= 1 && (cmd.positional.empty() || features.empty()),
+               "stgs search: expected one FEATURES_DIR (as the argument or --features), see --help");
+    if (!cmd.positional.empty()) features = cmd.positional[0];
+    STGS_CHECK(!features.empty(), "stgs search: no feature directory given (stgs search FEATURES_DIR, see --help)");
+    config["features"] = std::filesystem::absolute(features).string();
+    return config;
+  }
+  STGS_CHECK(cmd.positional.empty(), "stgs search --resume takes no FEATURES_DIR (the run's config.json names it)");
+  const nlohmann::json defaults = flags.parse(std::vector<std::string>{}).config;
+  for (const auto& [key, value] : cmd.config.items())
+    STGS_CHECK(key == "resume" || key == "quiet" || value == defaults[key], "stgs search --resume: --",
+               flag_name_of(key), " cannot change a run being resumed (its config.json holds its options)");
+  run = RunDir::open(resume);
+  nlohmann::json config = run->read_json("config.json");
+  config["quiet"] = cmd.config["quiet"];
+  return config;
+}
+
+void render_plots(const RunDir& run) {
+  const std::string metrics = run.file("metrics.csv"), entropy = run.file("entropy.csv");
+  plot_lines(run.file("loss.png"),
+             {{metrics, "epoch", "train_loss", "train (weights step)"}, {metrics, "epoch", "val_loss", "validation (architecture step)"}},
+             {.title = "search loss", .xlabel = "epoch", .ylabel = "cross-entropy, mean over M draws"});
+  plot_lines(run.file("entropy.png"),
+             {{entropy, "epoch", "alpha", "E(alpha)"}, {entropy, "epoch", "beta", "E(beta)"},
+              {entropy, "epoch", "gamma", "E(gamma)"}},
+             {.title = "architecture entropy", .xlabel = "epoch", .ylabel = "mean row entropy (nats)"});
+}
+
+void write_best_genotype(const RunDir& run, const nas::Genotype& g) {
+  nas::save_genotype(run.file("genotype.json"), g);
+  run.write_text("genotype.dot", nas::genotype_to_dot(g));
+  if (std::system("command -v dot >/dev/null 2>&1") == 0) {
+    const std::string cmd = "dot -Tpng '" + run.file("genotype.dot") + "' -o '" + run.file("genotype.png.tmp") +
+                            "' 2>/dev/null && mv '" + run.file("genotype.png.tmp") + "' '" + run.file("genotype.png") + "'";
+    if (std::system(cmd.c_str()) != 0) run.log("warning: graphviz could not render genotype.png");
+  }
+}
+
+void save_checkpoint(const std::string& path, const nas::SearchRun& search, int64_t best_epoch, double best_auc) {
+  const StateDict state = search.state_dict();
+  save_safetensors(path, state.entries(),
+                   {{"format", "stgs-search-checkpoint"},
+                    {"version", "1"},
+                    {"best_epoch", std::to_string(best_epoch)},
+                    {"best_val_auc", CsvTable::number(best_auc)}});
+}
+
+}  // namespace
+
+int run_search(int argc, char** argv) {
+  const CommandLine flags = search_flags();
+  ParsedCommand cmd = flags.parse(argc, argv);
+  if (cmd.help) {
+    flags.print_help(stdout);
+    return 0;
+  }
+  std::optional<RunDir> run_slot;
+  const nlohmann::json config = resolve_config(flags, cmd, run_slot);
+  const bool resuming = run_slot.has_value();
+  const std::string features_dir = config["features"];
+  const bool quiet = config["quiet"];
+
+  const FeatureDir features = load_feature_dir(features_dir, false);
+  const nas::FeatureSet train = to_feature_set(features.train), val = to_feature_set(features.val);
+  const Device device = parse_device_option("stgs search", config["device"]);
+  const nas::SearchConfig space =
+      search_config_for(features.train, config["cells"], config["steps"], config["channels"], config["dropout"]);
+  const nas::SearchRunOptions options = run_options(config, device);
+
+  if (!resuming) {
+    run_slot = RunDir::create(config["runs_dir"], config["name"]);
+    run_slot->write_json("config.json", config);
+  }
+  RunDir& run = *run_slot;
+  run.set_quiet(quiet);
+  std::filesystem::create_directories(run.file("genotypes"));
+  std::filesystem::create_directories(run.file("checkpoints"));
+
+  manual_seed(options.seed ^ 0xD40F);  // dropout's stream; a checkpoint restores it on resume
+  nas::SearchRun search(space, options, train, val);
+  CsvTable metrics(kMetricsHeader), entropy(kEntropyHeader);
+  int64_t best_epoch = -1;
+  double best_auc = -1;
+  const int patience = config["patience"];
+  nas::ConvergenceMonitor monitor(config["tolerance"].get<double>(), std::max(patience, 1));
+  if (resuming && run.exists("checkpoints/last.safetensors")) {
+    const SafetensorsFile ckpt = load_safetensors(run.file("checkpoints/last.safetensors"));
+    STGS_CHECK(ckpt.metadata.count("format") && ckpt.metadata.at("format") == "stgs-search-checkpoint",
+               ckpt.path, ": not a search checkpoint");
+    search.load_state_dict(StateDict(ckpt.tensors));
+    best_epoch = std::stoll(ckpt.metadata.at("best_epoch"));
+    best_auc = std::stod(ckpt.metadata.at("best_val_auc"));
+    metrics = CsvTable::load(run.file("metrics.csv"), kMetricsHeader);
+    entropy = CsvTable::load(run.file("entropy.csv"), kEntropyHeader);
+    metrics.truncate(size_t(search.epoch()));
+    entropy.truncate(size_t(search.epoch()));
+    STGS_CHECK(int64_t(entropy.rows()) == search.epoch(), run.file("entropy.csv"), ": ", entropy.rows(),
+               " rows but the checkpoint is at epoch ", search.epoch());
+    for (size_t e = 0; e < entropy.rows(); ++e)  // replay the convergence rule's history
+      monitor.update({std::stod(entropy.row(e)[1]), std::stod(entropy.row(e)[2]), std::stod(entropy.row(e)[3])});
+    run.log("resumed at epoch " + std::to_string(search.epoch() + 1) + ", step " +
+            std::to_string(search.step_in_epoch()));
+  } else {
+    run.log("search: " + std::to_string(train.size()) + " training and " + std::to_string(val.size()) +
+            " validation clips from " + features_dir + "; device " + device.str() + "; " +
+            std::to_string(space.cells) + " cells x " + std::to_string(space.steps) + " steps, C " +
+            std::to_string(space.C) + ", L " + std::to_string(space.L) + ", M " +
+            std::to_string(options.architect.samples) + ", lambda " + options.architect.temperature.str() +
+            "; run directory " + run.path());
+  }
+
+  InterruptGuard interrupt_guard;
+  bool converged = monitor.converged() && patience > 0;
+  while (search.epoch() < options.epochs && !converged) {
+    const int64_t epoch = search.epoch();
+    ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs),
+                    search.steps_per_epoch(), "steps", quiet);
+    const nas::EpochResult r = search.run_epoch(
+        interrupt_requested, [&](int64_t done, int64_t, double loss) {
+          bar.update(done, "loss " + CsvTable::number(loss));
+          FaultInjection::after_step();
+        });
+    bar.finish();
+    if (!r.complete) {
+      save_checkpoint(run.file("checkpoints/last.safetensors"), search, best_epoch, best_auc);
+      run.log("interrupted at epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(r.steps) +
+              "; checkpoint written. Resume with: stgs search --resume " + run.path());
+      return 130;
+    }
+    metrics.add_numbers({double(epoch + 1), r.train_loss, r.val_loss, r.train.accuracy, r.train.auc, r.val.accuracy,
+                         r.val.auc, r.val.eer, r.lambda, r.weight_lr, r.entropies.alpha, r.entropies.beta,
+                         r.entropies.gamma, r.seconds});
+    entropy.add_numbers({double(epoch + 1), r.entropies.alpha, r.entropies.beta, r.entropies.gamma});
+    metrics.save(run.file("metrics.csv"));
+    entropy.save(run.file("entropy.csv"));
+    nas::save_genotype(run.file(genotype_file(epoch)), r.genotype);
+    FaultInjection::after_tables(epoch + 1);
+    const double auc = std::isnan(r.val.auc) ? r.val.accuracy : r.val.auc;
+    const bool best = auc > best_auc;
+    if (best) {
+      best_epoch = epoch;
+      best_auc = auc;
+      write_best_genotype(run, r.genotype);
+    }
+    save_checkpoint(run.file("checkpoints/last.safetensors"), search, best_epoch, best_auc);
+    if (best) copy_to_best(run);
+    if (config["plots"].get<bool>()) render_plots(run);
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "epoch %lld/%lld  loss %.4f/%.4f  val AUC %.4f ACC %.4f  entropy %.3f %.3f %.3f  lambda %.3g  %.1fs%s",
+                  (long long)epoch + 1, (long long)options.epochs, r.train_loss, r.val_loss, r.val.auc, r.val.accuracy,
+                  r.entropies.alpha, r.entropies.beta, r.entropies.gamma, r.lambda, r.seconds, best ? "  (best)" : "");
+    run.log(line);
+    converged = monitor.update(r.entropies) && patience > 0;
+    if (converged) run.log("entropies flat for " + std::to_string(patience) + " epochs: converged");
+  }
+  run.log("done: best epoch " + std::to_string(best_epoch + 1) + ", validation AUC " + CsvTable::number(best_auc) +
+          "; genotype " + run.file("genotype.json"));
+  std::printf("%s\n", run.path().c_str());
+  return 0;
+}
+
+}  // namespace stgs::apps

@@ -1,0 +1,58 @@
+#include "apps/features.h"
+
+#include <filesystem>
+
+#include "kernels/check.h"
+
+namespace stgs::apps {
+
+FeatureDir load_feature_dir(const std::string& dir, bool need_test) {
+  STGS_CHECK(std::filesystem::is_directory(dir), dir,
+             ": no such feature directory (make one with `stgs extract MANIFEST ... --out DIR`)");
+  FeatureDir d;
+  d.path = dir;
+  auto read = [&](const char* split, bool required, data::FeatureSplit& out) {
+    const std::string path = dir + "/" + split + ".safetensors";
+    if (!required && !std::filesystem::exists(path)) return;
+    STGS_CHECK(std::filesystem::exists(path), dir, ": has no ", split, ".safetensors (the ", split,
+               " split of the feature cache)");
+    out = data::read_feature_split(path);
+    STGS_CHECK(out.size() > 0, path, ": the ", split, " split has no clips");
+  };
+  read("train", true, d.train);
+  read("val", true, d.val);
+  read("test", need_test, d.test);
+  auto same_shape = [&](const data::FeatureSplit& s) {
+    if (s.size() == 0) return;
+    STGS_CHECK(s.channels() == d.train.channels() && s.length() == d.train.length(), s.path,
+               ": its feature shapes differ from the training split's (extracted with other backbones or L?)");
+  };
+  same_shape(d.val);
+  same_shape(d.test);
+  return d;
+}
+
+nas::FeatureSet to_feature_set(const data::FeatureSplit& split) {
+  nas::FeatureSet s;
+  for (const char* name : data::kFeatureNames) s.names.push_back(name);
+  s.features = split.features;
+  s.labels = split.labels;
+  s.ids = split.ids;
+  s.validate(split.path.empty() ? split.split : split.path);
+  return s;
+}
+
+nas::SearchConfig search_config_for(const data::FeatureSplit& split, int cells, int steps, int64_t C, double dropout) {
+  nas::SearchConfig c;
+  for (const char* name : data::kFeatureNames) c.input_names.push_back(name);
+  c.input_channels = split.channels();
+  c.cells = cells;
+  c.steps = steps;
+  c.C = C;
+  c.L = split.length();
+  c.dropout = dropout;
+  c.validate();
+  return c;
+}
+
+}  // namespace stgs::apps

@@ -1,0 +1,27 @@
+// The feature cache as the search and the evaluation see it: a directory of train/val/test splits
+// (data/feature_cache.h) turned into nas::FeatureSets, and the search space their shapes imply.
+// defines: FeatureDir, load_feature_dir, to_feature_set, search_config_for
+#pragma once
+
+#include <string>
+
+#include "data/feature_cache.h"
+#include "nas/search_run.h"
+
+namespace stgs::apps {
+
+struct FeatureDir {
+  std::string path;
+  data::FeatureSplit train, val, test;
+};
+
+// Reads DIR/train.safetensors, val and test. Throws naming the directory when it is missing, the file when
+// one is unreadable, and the split when it has no clips or its shapes disagree with the training split's.
+FeatureDir load_feature_dir(const std::string& dir, bool need_test = true);
+
+nas::FeatureSet to_feature_set(const data::FeatureSplit& split);
+
+// The search space over the cache's eight inputs (their C_i and L) with the given cells, steps, C and dropout.
+nas::SearchConfig search_config_for(const data::FeatureSplit& split, int cells, int steps, int64_t C, double dropout);
+
+}  // namespace stgs::apps

@@ -1,0 +1,214 @@
+// `stgs search` and `stgs eval` end to end on a small feature cache written by the test: every file of the
+// run directories, resume after a kill at the worst moment and after Ctrl-C, and the errors users meet.
+#include <stdlib.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "apps/run_dir.h"
+#include "data/feature_cache.h"
+#include "engine/random.h"
+#include "engine/tensor.h"
+#include "nas/genotype.h"
+#include "tests/test_files.h"
+
+using namespace stgs;
+using stgs::testing::CommandResult;
+using stgs::testing::run_stgs;
+using stgs::testing::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A cache whose image.layer3 and audio.layer2 carry the label (a +-1.5 shift), the rest noise. Channels
+// 4, 4, 8, 8 per modality, L = 4.
+void write_cache(const fs::path& dir, uint64_t seed) {
+  fs::create_directories(dir);
+  Generator gen(seed);
+  const std::pair<const char*, int64_t> splits[] = {{"train", 48}, {"val", 24}, {"test", 24}};
+  for (const auto& [name, n] : splits) {
+    data::FeatureSplit s;
+    s.split = name;
+    std::vector<int64_t> labels, categories;
+    for (int64_t i = 0; i < n; ++i) {
+      labels.push_back(i % 2);
+      categories.push_back(i % 2 ? 3 : 0);
+      s.ids.push_back(std::string(name) + "-" + std::to_string(i));
+    }
+    s.labels = from_vector(labels, Shape{n});
+    s.categories = from_vector(categories, Shape{n});
+    const Tensor sign = (s.labels.to(DType::F32) * 2.0 - 1.0).reshape(Shape{n, 1, 1});
+    const int64_t channels[8] = {4, 4, 8, 8, 4, 4, 8, 8};
+    for (int f = 0; f < 8; ++f) {
+      Tensor x = randn(Shape{n, channels[f], 4}, DType::F32, Device::cpu(), &gen);
+      if (f == 2 || f == 5) x = (x + sign * 1.5).contiguous();
+      s.features.push_back(x);
+    }
+    data::write_feature_split((dir / (std::string(name) + ".safetensors")).string(), s);
+  }
+}
+
+// Lines of a text file.
+long count_lines(const std::string& text) { return long(std::count(text.begin(), text.end(), '\n')); }
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// metrics.csv without its last column (seconds), which differs between runs.
+std::string metrics_without_time(const fs::path& p) {
+  std::istringstream in(slurp(p));
+  std::string line, out;
+  while (std::getline(in, line)) out += line.substr(0, line.rfind(',')) + "\n";
+  return out;
+}
+
+std::string only_run(const fs::path& runs, const std::string& prefix) {
+  std::string found;
+  for (const auto& e : fs::directory_iterator(runs))
+    if (e.path().filename().string().rfind(prefix, 0) == 0) {
+      REQUIRE(found.empty());
+      found = e.path().string();
+    }
+  REQUIRE(!found.empty());
+  return found;
+}
+
+const std::string kSearchFlags = " --epochs 3 --samples 2 --channels 8 --lambda 1 --optimizer adam --weight-lr 0.01"
+                                 " --arch-lr 0.05 --quiet --no-plots";
+
+}  // namespace
+
+TEST_CASE("stgs search and eval: run directories, resume after a kill and after Ctrl-C", "[app][e2e]") {
+  TempDir tmp("search_cli");
+  const fs::path cache = tmp.dir / "features";
+  write_cache(cache, 5);
+
+  // The uninterrupted search.
+  CommandResult r = run_stgs("search " + cache.string() + " --runs-dir " + (tmp.dir / "a").string() + kSearchFlags);
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  const fs::path a = only_run(tmp.dir / "a", "search-");
+  for (const char* f : {"config.json", "log.txt", "metrics.csv", "entropy.csv", "genotypes/epoch_001.json",
+                        "genotypes/epoch_003.json", "genotype.json", "genotype.dot", "checkpoints/last.safetensors",
+                        "checkpoints/best.safetensors"})
+    CHECK(fs::exists(a / f));
+  CHECK(count_lines(slurp(a / "metrics.csv")) == 4);
+  CHECK(nas::load_genotype((a / "genotype.json").string()).cells.size() == 2);
+  const nlohmann::json config = apps::RunDir::open(a.string()).read_json("config.json");
+  CHECK(config["samples"] == 2);
+  CHECK(config["features"] == fs::absolute(cache).string());
+
+  // Killed (SIGKILL) after epoch 2's tables and before its checkpoint, then resumed: the same numbers.
+  setenv("STGS_FAULT_KILL_AFTER_TABLES", "2", 1);
+  r = run_stgs("search " + cache.string() + " --runs-dir " + (tmp.dir / "b").string() + kSearchFlags);
+  unsetenv("STGS_FAULT_KILL_AFTER_TABLES");
+  CHECK(r.status == 128 + 9);  // the shell's report of a child killed by SIGKILL
+  const fs::path b = only_run(tmp.dir / "b", "search-");
+  r = run_stgs("search --resume " + b.string() + " --quiet");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(metrics_without_time(b / "metrics.csv") == metrics_without_time(a / "metrics.csv"));
+  CHECK(slurp(b / "entropy.csv") == slurp(a / "entropy.csv"));
+  CHECK(slurp(b / "genotype.json") == slurp(a / "genotype.json"));
+  CHECK(slurp(b / "log.txt").find("resumed at epoch 2") != std::string::npos);
+
+  // Ctrl-C after 7 steps (inside epoch 2 of 6 steps each): exit 130, a mid-epoch checkpoint, then resumed.
+  setenv("STGS_FAULT_INTERRUPT_AT_STEP", "7", 1);
+  r = run_stgs("search " + cache.string() + " --runs-dir " + (tmp.dir / "c").string() + kSearchFlags);
+  unsetenv("STGS_FAULT_INTERRUPT_AT_STEP");
+  CHECK(r.status == 130);
+  const fs::path c = only_run(tmp.dir / "c", "search-");
+  CHECK(slurp(c / "log.txt").find("interrupted at epoch 2, step 1") != std::string::npos);
+  r = run_stgs("search --resume " + c.string() + " --quiet");
+  REQUIRE(r.status == 0);
+  CHECK(metrics_without_time(c / "metrics.csv") == metrics_without_time(a / "metrics.csv"));
+  CHECK(slurp(c / "genotype.json") == slurp(a / "genotype.json"));
+  r = run_stgs("search --resume " + c.string() + " --epochs 5");
+  CHECK(r.status != 0);
+  CHECK(r.output.find("--epochs cannot change a run being resumed") != std::string::npos);
+
+  // Eval of the newest search run (c), with the single-modality comparison.
+  const std::string eval_flags = " --epochs 3 --lr 0.01 --quiet --no-plots";
+  r = run_stgs("eval " + a.string() + " --runs-dir " + (tmp.dir / "e").string() + eval_flags);
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  const fs::path e = only_run(tmp.dir / "e", "eval-");
+  for (const char* f : {"config.json", "log.txt", "metrics.csv", "genotype.json", "checkpoints/last.safetensors",
+                        "scores.csv", "roc.csv", "results.json", "report.md"})
+    CHECK(fs::exists(e / f));
+  const nlohmann::json results = apps::RunDir::open(e.string()).read_json("results.json");
+  CHECK(results["models"].size() == 3);
+  CHECK(results["test_auc"].get<double>() >= 0.0);
+  CHECK(results["fusion_parameters"].get<int64_t>() > 0);
+  CHECK(count_lines(slurp(e / "scores.csv")) == 25);
+  CHECK(slurp(e / "report.md").find("| image-only |") != std::string::npos);
+  CHECK(r.output.find("test AUC") != std::string::npos);
+
+  // Eval killed after epoch 2's table, then resumed: the same test scores.
+  setenv("STGS_FAULT_KILL_AFTER_TABLES", "2", 1);
+  r = run_stgs("eval " + a.string() + " --runs-dir " + (tmp.dir / "f").string() + eval_flags);
+  unsetenv("STGS_FAULT_KILL_AFTER_TABLES");
+  CHECK(r.status == 128 + 9);
+  const fs::path f = only_run(tmp.dir / "f", "eval-");
+  r = run_stgs("eval --resume " + f.string() + " --quiet");
+  REQUIRE(r.status == 0);
+  CHECK(slurp(f / "scores.csv") == slurp(e / "scores.csv"));
+  CHECK(metrics_without_time(f / "metrics.csv") == metrics_without_time(e / "metrics.csv"));
+}
+
+TEST_CASE("stgs search and eval: clear errors for bad input", "[app][e2e]") {
+  TempDir tmp("search_cli_errors");
+  CommandResult r = run_stgs("search " + (tmp.dir / "missing").string() + " --quiet");
+  CHECK(r.status != 0);
+  CHECK(r.output.find("no such feature directory") != std::string::npos);
+
+  const fs::path cache = tmp.dir / "features";
+  write_cache(cache, 6);
+  fs::remove(cache / "val.safetensors");
+  r = run_stgs("search " + cache.string() + " --quiet");
+  CHECK(r.output.find("has no val.safetensors") != std::string::npos);
+
+  write_cache(cache, 6);
+  { std::ofstream(cache / "val.safetensors", std::ios::binary | std::ios::trunc) << "not a safetensors file"; }
+  r = run_stgs("search " + cache.string() + " --quiet");
+  CHECK(r.status != 0);
+  CHECK(r.output.find("val.safetensors") != std::string::npos);
+
+  write_cache(cache, 6);
+  r = run_stgs("search " + cache.string() + " --epoch 3");
+  CHECK(r.output.find("unknown flag --epoch (did you mean --epochs?)") != std::string::npos);
+
+  // A genotype whose inputs do not match the features.
+  const fs::path genotype = tmp.dir / "g.json";
+  {
+    std::ofstream(genotype) << R"({"format": "stgs-genotype", "version": 1,
+      "config": {"inputs": [{"name": "a", "channels": 4}, {"name": "b", "channels": 4}], "C": 8, "L": 4,
+                 "cells": 1, "steps": 1, "dropout": 0.1, "num_classes": 2, "ops": ["zero", "sum"]},
+      "cells": [{"inputs": ["a", "b"], "steps": [{"inputs": ["x", "y"], "op": "sum"}]}]})";
+  }
+  r = run_stgs("eval --genotype " + genotype.string() + " --features " + cache.string() + " --runs-dir " +
+               (tmp.dir / "runs").string() + " --quiet");
+  CHECK(r.status != 0);
+  CHECK(r.output.find("its inputs do not match the feature cache's") != std::string::npos);
+
+  // A corrupt checkpoint is named on resume.
+  r = run_stgs("search " + cache.string() + " --runs-dir " + (tmp.dir / "runs").string() +
+               " --epochs 1 --samples 1 --channels 8 --quiet --no-plots");
+  REQUIRE(r.status == 0);
+  const fs::path run = only_run(tmp.dir / "runs", "search-");
+  { std::ofstream(run / "checkpoints/last.safetensors", std::ios::trunc) << "garbage"; }
+  r = run_stgs("search --resume " + run.string() + " --quiet");
+  CHECK(r.status != 0);
+  CHECK(r.output.find("last.safetensors") != std::string::npos);
+  // An empty split.
+  r = run_stgs("eval --resume " + (tmp.dir / "nope").string());
+  CHECK(r.output.find("no such run directory") != std::string::npos);
+}
