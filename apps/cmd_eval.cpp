@@ -116,7 +116,7 @@ struct ModelResult {
   double best_val_auc = 0, seconds = 0;
 };
 
-nlohmann::json result_json(const ModelResult& m, int64_t backbone_parameters) {
+nlohmann::json result_json(const ModelResult& m, int64_t backbones) {
   return {{"model", m.name},
           {"test_auc", m.test.auc},
           {"test_acc", m.test.accuracy},
@@ -124,7 +124,7 @@ nlohmann::json result_json(const ModelResult& m, int64_t backbone_parameters) {
           {"best_epoch", m.best_epoch + 1},
           {"best_val_auc", m.best_val_auc},
           {"fusion_parameters", m.fusion_parameters},
-          {"total_parameters", m.fusion_parameters + backbone_parameters},
+          {"total_parameters", m.fusion_parameters + backbones},
           {"train_seconds", m.seconds}};
 }
 
@@ -191,9 +191,7 @@ int run_eval(int argc, char** argv) {
   RunDir& run = *run_slot;
   run.set_quiet(quiet);
   fs::create_directories(run.file("checkpoints"));
-  int64_t backbone_parameters = 0;
-  for (const auto& [key, value] : features.train.metadata)
-    if (key == "backbone_parameters") backbone_parameters = std::stoll(value);
+  const int64_t backbones = backbone_parameters(features.train);
 
   InterruptGuard interrupt_guard;
   // Trains one genotype; the fused model (checkpointed) is resumable, the unimodal ones are short and rerun.
@@ -274,8 +272,8 @@ int run_eval(int argc, char** argv) {
     for (const nas::RocPoint& p : nas::roc_curve(fused->test.scores, labels)) roc.add_numbers({p.threshold, p.fpr, p.tpr});
   roc.save(run.file("roc.csv"));
   nlohmann::json models = nlohmann::json::array();
-  for (const ModelResult& m : results) models.push_back(result_json(m, backbone_parameters));
-  nlohmann::json doc = result_json(*fused, backbone_parameters);
+  for (const ModelResult& m : results) models.push_back(result_json(m, backbones));
+  nlohmann::json doc = result_json(*fused, backbones);
   doc["device"] = options.device.str();
   doc["test_clips"] = test.size();
   doc["models"] = models;
@@ -297,7 +295,7 @@ int run_eval(int argc, char** argv) {
   for (const ModelResult& m : results) {
     std::snprintf(row, sizeof row, "| %s | %.4f | %.4f | %.4f | %lld | %lld | %lld |\n", m.name.c_str(), m.test.auc,
                   m.test.accuracy, m.test.eer, (long long)m.fusion_parameters,
-                  (long long)(m.fusion_parameters + backbone_parameters), (long long)m.best_epoch + 1);
+                  (long long)(m.fusion_parameters + backbones), (long long)m.best_epoch + 1);
     report += row;
   }
   report += "\nFiles: `scores.csv` (id, label, P(fake)), `roc.csv`, `metrics.csv`, `results.json`.\n";
@@ -308,7 +306,7 @@ int run_eval(int argc, char** argv) {
   std::printf("%-12s %9s %9s %9s %14s %14s\n", "model", "test AUC", "ACC@0.5", "EER", "fusion params", "total params");
   for (const ModelResult& m : results)
     std::printf("%-12s %9.4f %9.4f %9.4f %14lld %14lld\n", m.name.c_str(), m.test.auc, m.test.accuracy, m.test.eer,
-                (long long)m.fusion_parameters, (long long)(m.fusion_parameters + backbone_parameters));
+                (long long)m.fusion_parameters, (long long)(m.fusion_parameters + backbones));
   run.log("done: " + run.file("report.md"));
   return 0;
 }

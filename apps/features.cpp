@@ -2,6 +2,8 @@
 
 #include <filesystem>
 
+#include "engine/autograd.h"
+#include "engine/nn/resnet.h"
 #include "kernels/check.h"
 
 namespace stgs::apps {
@@ -53,6 +55,13 @@ nas::SearchConfig search_config_for(const data::FeatureSplit& split, int cells, 
   c.dropout = dropout;
   c.validate();
   return c;
+}
+
+int64_t backbone_parameters(const data::FeatureSplit& split) {
+  const std::vector<int64_t> channels = split.channels();  // image.layer1..4, audio.layer1..4
+  NoGradGuard no_grad;
+  return ResNet34(ResNetConfig::image(channels.at(0))).num_parameters() +
+         ResNet34(ResNetConfig::audio(channels.at(4))).num_parameters();
 }
 
 }  // namespace stgs::apps

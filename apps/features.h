@@ -1,6 +1,6 @@
 // The feature cache as the search and the evaluation see it: a directory of train/val/test splits
 // (data/feature_cache.h) turned into nas::FeatureSets, and the search space their shapes imply.
-// defines: FeatureDir, load_feature_dir, to_feature_set, search_config_for
+// defines: FeatureDir, load_feature_dir, to_feature_set, search_config_for, backbone_parameters
 #pragma once
 
 #include <string>
@@ -23,5 +23,9 @@ nas::FeatureSet to_feature_set(const data::FeatureSplit& split);
 
 // The search space over the cache's eight inputs (their C_i and L) with the given cells, steps, C and dropout.
 nas::SearchConfig search_config_for(const data::FeatureSplit& split, int cells, int steps, int64_t C, double dropout);
+
+// Parameters of the two backbones (without heads) that produced the cache, from their widths (the channels of
+// image.layer1 and audio.layer1): the part of a deployed detector's size that the fusion network does not show.
+int64_t backbone_parameters(const data::FeatureSplit& split);
 
 }  // namespace stgs::apps
