@@ -95,7 +95,9 @@ TEST_CASE("cuda parity: unary maps", "[cuda]") {
 TEST_CASE("cuda parity: broadcasting binary ops, comparisons, where", "[cuda]") {
   const std::vector<std::pair<Shape, Shape>> pairs = {{{1}, {1}},         {{1000}, {1000}},   {{17, 31}, {31}},
                                                       {{17, 1}, {1, 31}}, {{2, 3, 129}, {3, 1}}, {{}, {33}},
-                                                      {{(1 << 20) + 3}, {(1 << 20) + 3}}};
+                                                      {{(1 << 20) + 3}, {(1 << 20) + 3}},
+                                                      // rows x a repeated row, cols a multiple of 4: the row kernel
+                                                      {{37, 64}, {64}},   {{64}, {37, 64}}};
   uint64_t seed = 100;
   for (const auto& [sa, sb] : pairs) {
     const Tensor a = normal(sa, seed++), b = normal(sb, seed++), bp = uniform(sb, 0.5, 2, seed++);
@@ -158,7 +160,9 @@ TEST_CASE("cuda parity: matmul", "[cuda]") {
 }
 
 TEST_CASE("cuda parity: softmax family, cross-entropy, layer norm", "[cuda]") {
-  for (const Shape& s : std::vector<Shape>{{1, 1}, {7, 33}, {3, 1025}, {129, 10}, {2, 5, 7}}) {
+  // Rows of at most 1024 elements that are a multiple of 4 take the register-resident kernels.
+  for (const Shape& s : std::vector<Shape>{{1, 1}, {7, 33}, {3, 1025}, {129, 10}, {2, 5, 7}, {5, 1024}, {33, 132},
+                                           {3, 4}}) {
     const Tensor x = normal(s, 500 + uint64_t(s.numel()));
     parity("softmax last " + s.str(), [](const V& v) { return softmax(v[0], -1); }, {x});
     parity("softmax first " + s.str(), [](const V& v) { return softmax(v[0], 0); }, {x});
@@ -171,7 +175,8 @@ TEST_CASE("cuda parity: softmax family, cross-entropy, layer norm", "[cuda]") {
   parity("cross_entropy none", [targets](const V& v) {
     return cross_entropy(v[0], targets.to(v[0].device()), Reduction::None);
   }, {normal({7, 7}, 511)});
-  for (const Shape& s : std::vector<Shape>{{1, 1}, {7, 33}, {3, 1025}, {600, 65}, {2, 4, 129}}) {
+  for (const Shape& s : std::vector<Shape>{{1, 1}, {7, 33}, {3, 1025}, {600, 65}, {2, 4, 129}, {9, 1024}, {17, 256},
+                                           {5, 4}}) {
     const Shape norm{s.back()};
     parity("layer_norm " + s.str(), [norm](const V& v) { return layer_norm(v[0], norm, v[1], v[2]); },
            {normal(s, 520), normal(norm, 521), normal(norm, 522)}, true, {1e-4, 1e-4});

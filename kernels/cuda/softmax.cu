@@ -115,6 +115,57 @@ __global__ void softmax_rows_kernel(T* y, const T* x, int64_t rows, int64_t n) {
   }
 }
 
+// The same for rows of at most 1024 elements, n a multiple of V, each held in one warp's registers
+// (kSlots packs per lane): the row is read from memory once (the online kernel above reads it a second
+// time, from L2) and exp is evaluated once per element instead of twice. Max, then the sum of exp(x - max)
+// over the kept values, then the scaled write: the CPU's three passes.
+template <class T, int V, bool kLog>
+__global__ void softmax_rows_regs_kernel(T* y, const T* x, int64_t rows, int64_t n) {
+  using G = Group<true>;
+  using P = Pack<T, V>;
+  constexpr int kSlots = 1024 / (32 * V);
+  const int64_t packs = n / V;
+  for (int64_t r = G::first(); r < rows; r += G::stride()) {
+    const P* xr = reinterpret_cast<const P*>(x + r * n);
+    P* yr = reinterpret_cast<P*>(y + r * n);
+    P a[kSlots];
+    T m = T(-INFINITY);
+#pragma unroll
+    for (int j = 0; j < kSlots; ++j) {
+      const int64_t q = G::lane() + 32 * j;
+      if (q < packs) {
+        a[j] = xr[q];
+#pragma unroll
+        for (int k = 0; k < V; ++k) m = a[j].v[k] > m ? a[j].v[k] : m;
+      }
+    }
+    m = warp_max(m);
+    T sum = 0;
+#pragma unroll
+    for (int j = 0; j < kSlots; ++j) {
+      if (G::lane() + 32 * j < packs) {
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+          const T e = exp_(a[j].v[k] - m);
+          sum += e;
+          if constexpr (!kLog) a[j].v[k] = e;
+        }
+      }
+    }
+    sum = warp_sum(sum);
+    const T lse = m + log_(sum), inv = T(1) / sum;
+#pragma unroll
+    for (int j = 0; j < kSlots; ++j) {
+      const int64_t q = G::lane() + 32 * j;
+      if (q < packs) {
+#pragma unroll
+        for (int k = 0; k < V; ++k) a[j].v[k] = kLog ? a[j].v[k] - lse : a[j].v[k] * inv;
+        yr[q] = a[j];
+      }
+    }
+  }
+}
+
 // Softmax backward over rows: dx = y * (dy - sum(dy * y)); with kLog, dx = dy - exp(y) * sum(dy).
 template <class T, int V, bool kWarp, bool kLog>
 __global__ void softmax_bwd_rows_kernel(T* dx, const T* dy, const T* y, int64_t rows, int64_t n) {
@@ -234,7 +285,10 @@ void dispatch_rows(int64_t rows, int64_t n, bool aligned, Launch launch) {
 template <class T, bool kLog>
 void softmax_fwd_any(T* y, const T* x, int64_t outer, int64_t n, int64_t inner, cudaStream_t s) {
   if (outer == 0 || n == 0 || inner == 0) return;
-  if (inner == 1) {
+  constexpr int kVec = 16 / sizeof(T);
+  if (inner == 1 && n <= 1024 && n % kVec == 0 && aligned16(y) && aligned16(x)) {
+    softmax_rows_regs_kernel<T, kVec, kLog><<<blocks_for(outer, kThreads / 32), kThreads, 0, s>>>(y, x, outer, n);
+  } else if (inner == 1) {
     dispatch_rows<T>(outer, n, aligned16(y) && aligned16(x), [&](auto v, auto warp, unsigned grid) {
       softmax_rows_kernel<T, decltype(v)::value, decltype(warp)::value, kLog><<<grid, kThreads, 0, s>>>(y, x, outer, n);
     });
