@@ -9,8 +9,10 @@
 //               K = 5  vs  a plain OpenMP copy loop; informational (no target)
 //   spectrogram the 300x257 spectrogram of a 3.0 s 16 kHz clip, clips/s on one thread and on all, with
 //               the achieved GFLOP/s of its FFTs; informational (no target)
-//   loader      clips decoded per second by the batch loader with 2 workers (frames, audio, spectrogram,
-//               normalisation: the model's inputs) on a small synthetic set  vs  twice its rate with 1 worker
+//   loader      clips per second through the batch loader with 2 workers, decoded (frames, audio,
+//               spectrogram, normalisation: the model's inputs) and, second row, decoded and augmented (each
+//               clip through one of the 36 augmentations in turn) on a small synthetic set  vs  twice the
+//               same rate with 1 worker
 //               (perfect scaling); and the fraction of time the consumer waited for batches, for one that
 //               does no work and one whose step outlasts the decoding; informational (no target)
 // Napkin math is beside each formula. Targets come from the engine-core issue: matmul >= 95% of OpenBLAS,
@@ -34,6 +36,7 @@
 #include "apps/bench_cuda.h"
 #include "apps/bench_models.h"
 #include "data/clip_batch.h"
+#include "data/augment.h"
 #include "data/loader.h"
 #include "data/spectrogram.h"
 #include "data/synthetic.h"
@@ -211,14 +214,24 @@ struct LoaderRun {
   double fill_fraction;  // the part of it spent waiting for each epoch's first batch (the pipeline filling)
 };
 
+// augment: clip i goes through augmentation i mod 36 of the catalogue (each kind of augmentation in turn, as
+// the offline feature cache applies them).
 LoaderRun run_loader(const data::Manifest& manifest, const data::SpectrogramStats& stats, int workers, int epochs,
-                     double step_s) {
+                     double step_s, bool augment = false) {
   data::LoaderOptions options;
   options.workers = workers;
   options.batch_size = 4;
+  const std::vector<data::Augmentation>& catalogue = data::augmentation_catalogue();
   data::Loader<data::ClipBatch> loader(int64_t(manifest.rows.size()), options,
                                        [&](const std::vector<int64_t>& indices, uint64_t seed) {
-                                         return data::load_clip_batch(manifest, indices, {}, stats, true, seed);
+                                         if (!augment) return data::load_clip_batch(manifest, indices, {}, stats, true, seed);
+                                         std::vector<data::ClipItem> items;
+                                         for (int64_t i : indices)
+                                           items.push_back({i, &catalogue[size_t(i) % catalogue.size()]});
+                                         data::ClipBatchOptions o;
+                                         o.stats = &stats;
+                                         o.train = true;
+                                         return data::load_clip_batch(manifest, items, o, seed);
                                        });
   double busy = 0, wait = 0, fill = 0;
   int64_t clips = 0;
@@ -261,6 +274,10 @@ void bench_loader(int epochs) {
 
   const LoaderRun one = run_loader(manifest, stats, 1, epochs, 0), two = run_loader(manifest, stats, 2, epochs, 0);
   info_row("loader", "2 workers, clip", 1e3 / two.clips_per_s, two.clips_per_s, "clips/s", 2 * one.clips_per_s);
+  const LoaderRun one_aug = run_loader(manifest, stats, 1, epochs, 0, true),
+                  two_aug = run_loader(manifest, stats, 2, epochs, 0, true);
+  info_row("loader", "2 workers, +augment", 1e3 / two_aug.clips_per_s, two_aug.clips_per_s, "clips/s",
+           2 * one_aug.clips_per_s);
   // A consumer whose step takes 1.5x the time 2 workers need per batch: apart from each epoch's first batch
   // (one worker decodes it alone while the consumer has nothing to do) it should never wait.
   const double step_s = 1.5 * 4 / two.clips_per_s;

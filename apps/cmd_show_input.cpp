@@ -7,10 +7,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "apps/commands.h"
+#include "apps/options.h"
+#include "data/augment.h"
+#include "data/clip_batch.h"
 #include "data/clip.h"
 #include "engine/io/safetensors.h"
 #include "engine/nn/resnet.h"
@@ -42,18 +46,12 @@ void print_show_input_help(FILE* out) {
       "                   clip's own statistics are used, which the model never sees (a note says so)\n"
       "  --frames K       frames per clip, 1..1000 (default %d)\n"
       "  --size S         face crop size in pixels, 8..1024 (default %d)\n"
+      "  --augment A[,B]  also write each augmented variant (`stgs augment --list`) the same way, in DIR/<name>/\n"
+      "  --seed N         seed of the augmentations' random parameters, as `stgs extract --seed` (default 1)\n"
       "  -h, --help       show this text\n"
       "\n"
       "exit status: 0 on success, 1 on a bad value, an unknown id or a read/write error, 2 on a usage error.\n",
       d.frames, d.size);
-}
-
-int parse_int(const std::string& option, const std::string& value, int lo, int hi) {
-  char* end = nullptr;
-  const long v = std::strtol(value.c_str(), &end, 10);
-  STGS_CHECK(!value.empty() && *end == '\0' && v >= lo && v <= hi, "stgs show-input: ", option,
-             " expects an integer in [", lo, ", ", hi, "], got '", value, "'");
-  return int(v);
 }
 
 const data::ManifestRow& find_clip(const data::Manifest& manifest, const std::string& id) {
@@ -121,10 +119,40 @@ data::Image denormalised_frame(const Tensor& frame) {
   return image;
 }
 
+// Writes the model's view of one clip (frames in [0, 1], its raw spectrogram) into dir: the face crops, the
+// spectrogram images and tensors. Returns the number of frames written.
+int64_t write_view(const fs::path& dir, const Tensor& frames, const Tensor& spec, const data::SpectrogramStats& stats,
+                   const std::map<std::string, std::string>& metadata) {
+  const data::ClipInput input = data::make_clip_input(frames, spec, stats);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  STGS_CHECK(!ec, "stgs show-input: cannot create output directory '", dir.string(), "': ", ec.message());
+  // Frames of an earlier run with a larger K would pass for this clip's.
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with("frame_") && name.ends_with(".png")) fs::remove(entry.path());
+  }
+  const int64_t k = input.frames.size(0);
+  for (int64_t f = 0; f < k; ++f) {
+    char name[32];
+    std::snprintf(name, sizeof name, "frame_%02lld.png", (long long)f);
+    data::write_png((dir / name).string(), denormalised_frame(input.frames.select(0, f)));
+  }
+  data::write_png((dir / "spectrogram.png").string(), log_magnitude_image(spec));
+  constexpr double kShownStd = 3;  // normalised values beyond +-3 std are clipped in the image only
+  data::write_png((dir / "spectrogram_normalised.png").string(),
+                  spectrogram_image(input.spectrogram.select(0, 0),
+                                    [](float z) { return (z + kShownStd) / (2 * kShownStd); }));
+  save_safetensors((dir / "spectrogram.safetensors").string(),
+                   {{"spectrogram_raw", spec}, {"spectrogram_normalised", input.spectrogram}}, metadata);
+  return k;
+}
+
 }  // namespace
 
 int run_show_input(int argc, char** argv) {
-  std::string manifest_path, id, out, stats_path;
+  std::string manifest_path, id, out, stats_path, augment;
+  uint64_t seed = 1;
   data::ClipOptions options;
   for (int i = 0; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -142,9 +170,13 @@ int run_show_input(int argc, char** argv) {
     } else if (arg == "--stats") {
       stats_path = value();
     } else if (arg == "--frames") {
-      options.frames = parse_int(arg, value(), 1, 1000);
+      options.frames = int(parse_integer("stgs show-input", arg, value(), 1, 1000));
     } else if (arg == "--size") {
-      options.size = parse_int(arg, value(), 8, 1024);
+      options.size = int(parse_integer("stgs show-input", arg, value(), 8, 1024));
+    } else if (arg == "--augment") {
+      augment = value();
+    } else if (arg == "--seed") {
+      seed = uint64_t(parse_integer("stgs show-input", arg, value(), 0, (1ll << 62)));
     } else if (!arg.empty() && arg[0] == '-') {
       std::fprintf(stderr, "stgs show-input: unknown option '%s'\n\n", arg.c_str());
       print_show_input_help(stderr);
@@ -181,31 +213,25 @@ int run_show_input(int argc, char** argv) {
     stats.add(spec);
     stats_source = "this clip's own statistics";
   }
-  const data::ClipInput input = data::make_clip_input(raw.frames, spec, stats);
-
-  std::error_code ec;
-  fs::create_directories(out, ec);
-  STGS_CHECK(!ec, "stgs show-input: cannot create output directory '", out, "': ", ec.message());
-  const fs::path dir(out);
-  // Frames of an earlier run with a larger K would pass for this clip's.
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
-    const std::string name = entry.path().filename().string();
-    if (name.starts_with("frame_") && name.ends_with(".png")) fs::remove(entry.path());
+  const std::map<std::string, std::string> metadata = {
+      {"manifest", manifest.path}, {"id", row.id}, {"normalised_with", stats_source}};
+  const int64_t k = write_view(out, raw.frames, spec, stats, metadata);
+  // Each augmented variant through the same stages (data/clip.h), its parameters from (seed, id, name).
+  std::vector<std::string> augmented;
+  for (size_t start = 0; !augment.empty() && start <= augment.size();) {
+    const size_t comma = std::min(augment.find(',', start), augment.size());
+    const data::Augmentation& a = data::find_augmentation(augment.substr(start, comma - start));
+    const uint64_t aug_seed = data::augmentation_seed(seed, row.id, a.name);  // as stgs extract --seed draws it
+    data::RawClip variant = raw;
+    variant.frames = data::augment_frames(a, raw.frames, aug_seed);
+    variant.wav = data::augment_waveform(a, raw.wav, aug_seed);
+    const Tensor variant_spec = data::augment_spectrogram(a, data::clip_spectrogram(variant), aug_seed);
+    std::map<std::string, std::string> m = metadata;
+    m["augmentation"] = a.name;
+    write_view(fs::path(out) / a.name, variant.frames, variant_spec, stats, m);
+    augmented.push_back(a.name);
+    start = comma + 1;
   }
-  const int64_t k = input.frames.size(0);
-  for (int64_t f = 0; f < k; ++f) {
-    char name[32];
-    std::snprintf(name, sizeof name, "frame_%02lld.png", (long long)f);
-    data::write_png((dir / name).string(), denormalised_frame(input.frames.select(0, f)));
-  }
-  data::write_png((dir / "spectrogram.png").string(), log_magnitude_image(spec));
-  constexpr double kShownStd = 3;  // normalised values beyond +-3 std are clipped in the image only
-  data::write_png((dir / "spectrogram_normalised.png").string(),
-                  spectrogram_image(input.spectrogram.select(0, 0),
-                                    [](float z) { return (z + kShownStd) / (2 * kShownStd); }));
-  save_safetensors((dir / "spectrogram.safetensors").string(),
-                   {{"spectrogram_raw", spec}, {"spectrogram_normalised", input.spectrogram}},
-                   {{"manifest", manifest.path}, {"id", row.id}, {"normalised_with", stats_source}});
 
   std::printf("clip %s (%s, %s, category %s %s), %s:%d\n", row.id.c_str(), data::split_name(row.split),
               data::label_name(row.label), data::category_name(row.category), data::category_type(row.category),
@@ -218,6 +244,8 @@ int run_show_input(int argc, char** argv) {
   std::printf("  window       centred, %d x %d, normalised with %s: %s/spectrogram_normalised.png\n",
               data::kWindowFrames, data::kFreqBins, stats_source.c_str(), out.c_str());
   std::printf("  tensors      spectrogram_raw, spectrogram_normalised: %s/spectrogram.safetensors\n", out.c_str());
+  for (const std::string& name : augmented)
+    std::printf("  augmented    %s: the same files in %s/%s/\n", name.c_str(), out.c_str(), name.c_str());
   if (stats_path.empty())
     std::printf("note: no --stats given, so the window is normalised with the clip's own per-bin statistics; the "
                 "model is fed the training split's\n");

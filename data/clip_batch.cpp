@@ -7,14 +7,9 @@
 
 namespace stgs::data {
 
-namespace {
-
-// The seed of one augmented copy: the first 8 bytes of SHA-256("<base>:<id>#<augmentation>").
 uint64_t augmentation_seed(uint64_t base, const std::string& id, const std::string& augmentation) {
   return std::stoull(sha256_hex(std::to_string(base) + ":" + id + "#" + augmentation).substr(0, 16), nullptr, 16);
 }
-
-}  // namespace
 
 ClipBatch load_clip_batch(const Manifest& manifest, const std::vector<int64_t>& indices, const ClipOptions& options,
                           const SpectrogramStats& stats, bool train, uint64_t batch_seed) {

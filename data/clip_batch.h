@@ -1,7 +1,7 @@
 // A batch of clips of a manifest, decoded through the clip pipeline (data/clip.h) and stacked: what a loader
 // worker builds for the search, training and evaluation loops, and for the feature extraction, which may
 // pass each clip through one augmentation (data/augment.h) on the way.
-// defines: ClipBatch, ClipItem, ClipBatchOptions, load_clip_batch
+// defines: ClipBatch, ClipItem, ClipBatchOptions, load_clip_batch, augmentation_seed
 #pragma once
 
 #include <cstdint>
@@ -43,6 +43,10 @@ struct ClipBatchOptions {
   // whatever batch it lands in.
   uint64_t augment_seed = 0;
 };
+
+// The seed of one augmented copy: the first 8 bytes of SHA-256("<base>:<id>#<augmentation>"), so a copy
+// is the same in every batch and every tool (stgs extract, stgs show-input) given the same base seed.
+uint64_t augmentation_seed(uint64_t base, const std::string& id, const std::string& augmentation);
 
 // The general form: any items, either modality. The form above is {frames and audio, no augmentation}.
 ClipBatch load_clip_batch(const Manifest& manifest, const std::vector<ClipItem>& items, const ClipBatchOptions& options,

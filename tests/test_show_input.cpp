@@ -113,3 +113,45 @@ TEST_CASE("stgs show-input: help and errors", "[cli][data]") {
   CHECK(r.status == 1);
   CHECK_THAT(r.output, Catch::Contains("--size expects an integer in [8, 1024], got '3'"));
 }
+
+TEST_CASE("stgs show-input --augment: each variant in its own directory", "[cli][data]") {
+  TempDir tmp("show_input_augment");
+  SynthConfig config;
+  config.clips = 2;
+  config.size = 40;
+  config.frames = 4;
+  generate_synthetic(tmp.file("set"), config);
+  const std::string manifest_path = tmp.file("set/manifest.csv");
+  const ManifestRow row = read_manifest(manifest_path).rows[0];
+  const std::string out = tmp.file("out");
+  CommandResult r = run_stgs("show-input " + manifest_path + " --id " + row.id + " --out " + out +
+                             " --frames 2 --size 32 --augment hflip,specaug_time_mask");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.output, Catch::Contains("augmented    hflip"));
+  // hflip mirrors every frame: column x of the variant is column 31 - x of the original.
+  const Image plain = read_image(out + "/frame_00.png"), flipped = read_image(out + "/hflip/frame_00.png");
+  int worst = 0;
+  for (int y = 0; y < 32; ++y)
+    for (int x = 0; x < 32; ++x)
+      for (int c = 0; c < 3; ++c)
+        worst = std::max(worst, std::abs(int(plain.rgb[size_t((y * 32 + x) * 3 + c)]) -
+                                         int(flipped.rgb[size_t((y * 32 + 31 - x) * 3 + c)])));
+  CHECK(worst <= 1);
+  // The time mask zeroes a band of the raw spectrogram; the plain one has no all-zero frame.
+  auto zero_frames = [](const std::string& path) {
+    const Tensor spec = load_safetensors(path).get("spectrogram_raw");
+    int zeros = 0;
+    for (int64_t t = 0; t < spec.size(0); ++t) {
+      bool all = true;
+      for (int64_t f = 0; f < spec.size(1); ++f) all = all && spec.data<float>()[t * spec.size(1) + f] == 0.0f;
+      zeros += all;
+    }
+    return zeros;
+  };
+  CHECK(zero_frames(out + "/spectrogram.safetensors") == 0);
+  CHECK(zero_frames(out + "/specaug_time_mask/spectrogram.safetensors") >= 1);
+  r = run_stgs("show-input " + manifest_path + " --id " + row.id + " --out " + out + " --augment nope");
+  CHECK(r.status != 0);
+  CHECK_THAT(r.output, Catch::Contains("nope"));
+}
