@@ -293,7 +293,7 @@ void bench_loader(int epochs) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, cpu = true, cuda = true, models = true, kernels = true, data_rows = true;
+  bool quick = false, cpu = true, cuda = true, models = true, kernels = true, data_rows = true, resnets = true;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) {
       quick = true;
@@ -305,16 +305,19 @@ int main(int argc, char** argv) {
       models = false;
     } else if (!std::strcmp(argv[i], "--models-only")) {
       kernels = data_rows = false;
+    } else if (!std::strcmp(argv[i], "--search-only")) {
+      kernels = data_rows = resnets = false;
     } else if (!std::strcmp(argv[i], "--data-only")) {
       kernels = models = cuda = false;
     } else if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
       std::printf("usage: stgs_bench [--quick] [--cpu-only | --cuda-only] [--no-models | --models-only | "
-                  "--data-only]\n"
+                  "--search-only | --data-only]\n"
                   "  --quick        fewer repetitions (a smoke run, noisier numbers)\n"
                   "  --cpu-only     skip the CUDA section\n"
                   "  --cuda-only    skip the CPU section\n"
                   "  --no-models    skip the whole-model rows (ResNet-34 images/s against PyTorch)\n"
                   "  --models-only  only the whole-model rows\n"
+                  "  --search-only  only the search-iteration rows (STGS-BMNAS step against PyTorch)\n"
                   "  --data-only    only the data rows (spectrogram, loader)\n");
       return 0;
     } else {
@@ -339,7 +342,7 @@ int main(int argc, char** argv) {
       bench_loader(quick ? 1 : 3);
     }
     // The issue's CPU anchor: batch 8 on this machine's threads, >= 1.0x PyTorch.
-    if (models) g_failed_targets += run_model_benchmarks(Device::cpu(), 8, quick ? 1 : 5, 1.0);
+    if (models && resnets) g_failed_targets += run_model_benchmarks(Device::cpu(), 8, quick ? 1 : 5, 1.0);
     // One search iteration (issue anchor: PyTorch eager about 225 ms here; target <= 75 ms).
     if (models) g_failed_targets += run_search_benchmark(Device::cpu(), 8, 15, quick ? 3 : 7, 75.0);
     std::printf("\n");
@@ -348,7 +351,7 @@ int main(int argc, char** argv) {
     if (kernels) g_failed_targets += run_cuda_benchmarks(quick);
     // On a GPU: batch 64, >= 0.8x PyTorch eager (cudnn.benchmark on, same precision).
     if (models && cuda_available()) {
-      g_failed_targets += run_model_benchmarks(Device::cuda(0), 64, quick ? 3 : 10, 0.8);
+      if (resnets) g_failed_targets += run_model_benchmarks(Device::cuda(0), 64, quick ? 3 : 10, 0.8);
       g_failed_targets += run_search_benchmark(Device::cuda(0), 8, 15, quick ? 3 : 10, 75.0);
     }
   }

@@ -32,6 +32,13 @@ struct StridedLayout {
     }
     return true;
   }
+
+  // True when operand k reads one element for all of the output (a broadcast scalar).
+  bool scalar(int k) const {
+    for (int i = 0; i < ndim; ++i)
+      if (sizes[i] != 1 && strides[k][i] != 0) return false;
+    return true;
+  }
 };
 
 }  // namespace stgs::kernels

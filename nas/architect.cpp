@@ -101,6 +101,13 @@ StepStats Architect::step(const SearchBatch& train, const SearchBatch& val, int 
                " at step ", schedule_.last_step(), " (epoch ", epoch, "); the weights were not updated");
     loss.backward();
   }
+  if (options_.path == SearchPath::Exact) {
+    // The exact path runs every op, so every weight has a gradient; the backward skips the ops no draw
+    // selected (their gradient is exactly zero), so give those their zeros: weight decay and momentum then
+    // update them as the exact path defines.
+    for (const Tensor& p : net_.parameters())
+      if (!p.grad().defined()) p.set_grad(zeros(p.shape(), p.dtype(), p.device()));
+  }
   weight_opt_->step();
   schedule_.step();
 

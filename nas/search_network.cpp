@@ -10,10 +10,11 @@
 namespace stgs::nas {
 namespace {
 
-// One weighted term of a mixture: w[row, col] * x.
+// One weighted term of a mixture: w[row, col] * x, with the sample's value of w[row, col] read on the host.
 struct Term {
   Tensor x;
   int64_t row, col;
+  double weight;
 };
 
 // The sample's weight of a term as a 0-dim view, to multiply a (B, C, L) tensor on any device.
@@ -23,22 +24,28 @@ Tensor weight_at(const Tensor& w, int64_t row, int64_t col) { return w.select(0,
 // `like` (no gradient) when there are no terms. One autograd node for the whole sum instead of a node per
 // scalar view, product and addition:
 //   dx_i = w[row_i, col_i] g,   dw[row_i, col_i] = <g, x_i>,   dw = 0 elsewhere (w: the whole matrix).
+// A term whose weight is exactly 0 (every unselected term of a Hard sample) adds nothing to the value and
+// its dx_i is exactly 0, so neither is computed: the backward gives x_i no gradient at all, and the ops
+// that produced x_i run no backward (for an exact-path search step that skips three quarters of the fusion
+// ops' backward work). Its dw = <g, x_i> is still computed: that is the straight-through signal.
 Tensor mix(const Tensor& w, const std::vector<Term>& terms, const Tensor& like) {
   if (terms.empty()) return zeros(like.shape(), like.dtype(), like.device());
   Tensor out;
   {
     NoGradGuard no_grad;
     for (const Term& t : terms) {
+      if (t.weight == 0) continue;
       const Tensor p = mul(t.x, weight_at(w, t.row, t.col));
       out = out.defined() ? add(out, p) : p;
     }
+    if (!out.defined()) out = zeros(like.shape(), like.dtype(), like.device());
   }
   std::vector<Tensor> inputs{w};
   for (const Term& t : terms) inputs.push_back(t.x);
   if (!any_requires_grad(inputs)) return out;
 
   std::vector<Term> saved;
-  for (const Term& t : terms) saved.push_back({t.x.detach(), t.row, t.col});
+  for (const Term& t : terms) saved.push_back({t.x.detach(), t.row, t.col, t.weight});
   const Tensor wd = w.detach();
   record("search mix", out, inputs, [wd, saved](const Tensor& g, GradInputs& gi) {
     if (gi.needs(0)) {
@@ -49,15 +56,14 @@ Tensor mix(const Tensor& w, const std::vector<Term>& terms, const Tensor& like) 
       gi.set(0, dw);
     }
     for (size_t i = 0; i < saved.size(); ++i)
-      if (gi.needs(i + 1)) gi.set(i + 1, mul(g, weight_at(wd, saved[i].row, saved[i].col)));
+      if (gi.needs(i + 1) && saved[i].weight != 0) gi.set(i + 1, mul(g, weight_at(wd, saved[i].row, saved[i].col)));
   });
   return out;
 }
 
 // The selected column of every row of a one-hot weight matrix (rows, K), read on the host; throws naming
 // the row unless it holds exactly one 1 and zeros elsewhere.
-std::vector<int64_t> one_hot_columns(const Tensor& w, const char* name) {
-  const std::vector<double> v = w.to_vector<double>();
+std::vector<int64_t> one_hot_columns(const Tensor& w, const std::vector<double>& v, const char* name) {
   const int64_t rows = w.size(0), K = w.size(1);
   std::vector<int64_t> cols(static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r) {
@@ -151,10 +157,11 @@ Tensor SearchCell::forward(const Tensor& x, const Tensor& beta, const Tensor& ga
   check_weights(where.c_str(), "beta", beta, layout_.beta_rows(), 2, x);
   check_weights(where.c_str(), "gamma", gamma, layout_.gamma_rows(), layout_.gamma_cols(), x);
   const bool fast = path == SearchPath::Fast;
+  const std::vector<double> beta_host = beta.to_vector<double>(), gamma_host = gamma.to_vector<double>();  // host copies
   std::vector<int64_t> beta_sel, gamma_sel;
   if (fast) {
-    beta_sel = one_hot_columns(beta, "beta");
-    gamma_sel = one_hot_columns(gamma, "gamma");
+    beta_sel = one_hot_columns(beta, beta_host, "beta");
+    gamma_sel = one_hot_columns(gamma, gamma_host, "gamma");
   }
 
   std::vector<Tensor> states{x, x};  // BM-NAS search: both inner inputs are the cell's input
@@ -162,7 +169,8 @@ Tensor SearchCell::forward(const Tensor& x, const Tensor& beta, const Tensor& ga
     std::vector<Term> edges;
     for (int j = 0; j < 2 + k; ++j) {
       const int64_t r = layout_.beta_row(index_, k, j);
-      if (!fast || beta_sel[size_t(r)] == kEdgeIdentity) edges.push_back({states[size_t(j)], r, kEdgeIdentity});
+      if (!fast || beta_sel[size_t(r)] == kEdgeIdentity)
+        edges.push_back({states[size_t(j)], r, kEdgeIdentity, beta_host[size_t(r * 2 + kEdgeIdentity)]});
     }
     const Tensor t = mix(beta, edges, x);  // (B, C, L)
 
@@ -170,7 +178,8 @@ Tensor SearchCell::forward(const Tensor& x, const Tensor& beta, const Tensor& ga
     std::vector<Term> fused;
     for (size_t o = 0; o < ops_[size_t(k)].size(); ++o) {
       const std::shared_ptr<FusionOp>& op = ops_[size_t(k)][o];
-      if (op && (!fast || gamma_sel[size_t(r)] == int64_t(o))) fused.push_back({op->forward(t, t), r, int64_t(o)});
+      if (op && (!fast || gamma_sel[size_t(r)] == int64_t(o)))
+        fused.push_back({op->forward(t, t), r, int64_t(o), gamma_host[size_t(r * gamma.size(1)) + o]});
     }
     states.push_back(mix(gamma, fused, x));  // s_k: (B, C, L)
   }
@@ -232,14 +241,17 @@ Tensor SearchNetwork::forward_nodes(const std::vector<Tensor>& nodes, const Arch
     check_node(where, "node " + std::to_string(i), nodes[size_t(i)], B, config_.C, config_.L);
   check_weights(where, "alpha", sample.alpha, layout_.alpha_rows(), 2, nodes[0]);
   const bool fast = path == SearchPath::Fast;
-  const std::vector<int64_t> alpha_sel = fast ? one_hot_columns(sample.alpha, "alpha") : std::vector<int64_t>{};
+  const std::vector<double> alpha_host = sample.alpha.to_vector<double>();  // host copy
+  const std::vector<int64_t> alpha_sel =
+      fast ? one_hot_columns(sample.alpha, alpha_host, "alpha") : std::vector<int64_t>{};
 
   std::vector<Tensor> states = nodes;  // inputs, then each cell's output
   for (int v = 0; v < config_.cells; ++v) {
     std::vector<Term> edges;
     for (int u = 0; u < N + v; ++u) {
       const int64_t r = layout_.alpha_row(v, u);
-      if (!fast || alpha_sel[size_t(r)] == kEdgeIdentity) edges.push_back({states[size_t(u)], r, kEdgeIdentity});
+      if (!fast || alpha_sel[size_t(r)] == kEdgeIdentity)
+        edges.push_back({states[size_t(u)], r, kEdgeIdentity, alpha_host[size_t(r * 2 + kEdgeIdentity)]});
     }
     const Tensor x = mix(sample.alpha, edges, nodes[0]);  // (B, C, L)
     states.push_back(cells_[size_t(v)]->forward(x, sample.beta, sample.gamma, path));

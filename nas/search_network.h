@@ -22,7 +22,10 @@
 //   Through a Hard sample the logits receive the full straight-through gradient
 //       dlogits[r] = (1/lambda) y[r] (G[r] - <G[r], y[r]>).
 //   Unselected terms have weight 0, so they change neither the value nor any network-weight gradient, but
-//   their ops still run (batch norms in training mode update their running statistics from this batch).
+//   their ops still run forward (batch norms in training mode update their running statistics from this
+//   batch, and their outputs give G). Their backward is skipped: the gradient through a weight-0 term is
+//   exactly 0, so such an op's parameters receive none (the Architect turns that into zeros, so weight
+//   decay and momentum act as if it had been computed).
 // - SearchPath::Fast needs a one-hot sample (it throws otherwise) and evaluates only the selected term of
 //   every row, multiplied by its weight (value 1) so the gradient still reaches the logits. Only the selected
 //   coordinate s of G is known, so (GDAS-style)

@@ -10,6 +10,7 @@
 #include "engine/random.h"
 #include "engine/tensor.h"
 #include "kernels/philox.h"
+#include "kernels/random.h"
 
 using namespace stgs;
 using kernels::Philox4;
@@ -125,6 +126,30 @@ TEST_CASE("same seed gives identical rand/randn, other seeds or offsets differ",
   Generator x2(9);
   CHECK(randn(Shape{100}, DType::F32, Device::cpu(), &x2).to_vector<float>() !=
         randn(Shape{100}, DType::F32, Device::cpu(), &z).to_vector<float>());
+}
+
+TEST_CASE("uniform fills and dropout masks match philox_uniform at every offset and length", "[random]") {
+  // The CPU kernels compute 16 Philox blocks (64 counters) at a time: offsets and lengths around those
+  // boundaries, and one large enough for the parallel loop.
+  for (uint64_t offset : {uint64_t(0), uint64_t(1), uint64_t(3), uint64_t(5), uint64_t(63), uint64_t(64),
+                          uint64_t(65), uint64_t(1000003), (uint64_t(1) << 32) - 7}) {
+    for (int64_t n : {int64_t(1), int64_t(3), int64_t(63), int64_t(64), int64_t(65), int64_t(200), int64_t(20001)}) {
+      std::vector<float> u(size_t(n), -1.0f), x(size_t(n), 2.0f), y(size_t(n), -1.0f);
+      kernels::cpu::uniform_fill<float>(u.data(), n, 99, offset, 0.0f, 1.0f);
+      kernels::cpu::dropout_fwd<float>(y.data(), x.data(), n, 0.5f, 99, offset);
+      int64_t mismatches = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const float want = kernels::philox_uniform<float>(99, offset + uint64_t(i));
+        mismatches += u[size_t(i)] != want;
+        mismatches += y[size_t(i)] != (want >= 0.5f ? 4.0f : 0.0f);
+      }
+      INFO("offset " << offset << ", n " << n);
+      CHECK(mismatches == 0);
+    }
+  }
+  std::vector<double> d(77);
+  kernels::cpu::uniform_fill<double>(d.data(), 77, 5, 61, 0.0, 1.0);
+  for (int i = 0; i < 77; ++i) CHECK(d[size_t(i)] == kernels::philox_uniform<double>(5, 61 + uint64_t(i)));
 }
 
 TEST_CASE("rand matches philox_uniform at the generator's offset", "[random]") {

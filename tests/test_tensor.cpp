@@ -651,6 +651,40 @@ TEST_CASE("add and mul broadcast [2,3,4] x [4] and x [3,1]", "[tensor]") {
   CHECK(vals(add(d, c)) == e4);
 }
 
+TEST_CASE("binary ops on every broadcast layout match an index-by-index reference", "[tensor]") {
+  // The CPU kernels take different loops for: all contiguous, a broadcast scalar on either side, rows with
+  // unit or repeated inner strides, and general strides (a transposed operand); small and parallel sizes.
+  for (int64_t A : {int64_t(2), int64_t(41)}) {
+    const int64_t Bn = 3, C = A == 2 ? 5 : 1000;  // 30 and 123,000 outputs
+    const Tensor x = randn(Shape{A, Bn, C}, DType::F64);
+    const std::vector<std::pair<const char*, Tensor>> others = {
+        {"same shape", randn(Shape{A, Bn, C}, DType::F64)},
+        {"0-dim scalar", randn(Shape{}, DType::F64)},
+        {"[1, 1, 1]", randn(Shape{1, 1, 1}, DType::F64)},
+        {"row [C]", randn(Shape{C}, DType::F64)},
+        {"column [B, 1]", randn(Shape{Bn, 1}, DType::F64)},
+        {"transposed [A, C, B]^T", randn(Shape{A, C, Bn}, DType::F64).transpose(1, 2)},
+    };
+    const std::vector<double> xv = x.to_vector<double>();
+    for (const auto& [name, y] : others) {
+      const Tensor yb = y.expand(Shape{A, Bn, C}).contiguous();  // the reference broadcast
+      const std::vector<double> yv = yb.to_vector<double>();
+      for (bool swap : {false, true}) {
+        INFO(name << (swap ? ", other operand first" : "") << ", " << A * Bn * C << " elements");
+        const Tensor s = swap ? sub(y, x) : sub(x, y), m = swap ? mul(y, x) : mul(x, y);
+        REQUIRE(s.shape() == Shape{A, Bn, C});
+        const std::vector<double> sv = s.to_vector<double>(), mv = m.to_vector<double>();
+        int64_t bad = 0;
+        for (size_t i = 0; i < xv.size(); ++i) {
+          bad += sv[i] != (swap ? yv[i] - xv[i] : xv[i] - yv[i]);
+          bad += mv[i] != xv[i] * yv[i];
+        }
+        CHECK(bad == 0);
+      }
+    }
+  }
+}
+
 TEST_CASE("scalar tensors and double scalars broadcast", "[tensor]") {
   const Tensor a = seq(Shape{2, 3}, DType::F64);
   const Tensor s = scalar(2, DType::F64);

@@ -34,6 +34,32 @@ void map_flat_bwd(T* dx, const T* dy, const T* v, int64_t n, F f) {
   for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * f(v[i]);
 }
 
+// Calls row(out_index, offset_operand1, offset_operand2, offset_operand3) at the start of every row of the
+// last dimension (nd >= 1), rows split across threads when the whole is large.
+template <class Row>
+void for_each_row(const StridedLayout& l, Row row) {
+  const int nd = l.ndim;
+  const int64_t n = l.numel(), inner = l.sizes[nd - 1];
+  const int64_t rows = n / inner;
+  auto run = [&](int64_t r) {
+    int64_t rem = r, o0 = 0, o1 = 0, o2 = 0;
+    for (int i = nd - 2; i >= 0; --i) {
+      const int64_t idx = rem % l.sizes[i];
+      rem /= l.sizes[i];
+      o0 += idx * l.strides[0][i];
+      o1 += idx * l.strides[1][i];
+      o2 += idx * l.strides[2][i];
+    }
+    row(r * inner, o0, o1, o2);
+  };
+  if (n <= kParallelFrom) {  // around the parallel region entirely (see map_flat)
+    for (int64_t r = 0; r < rows; ++r) run(r);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) run(r);
+}
+
 // Calls body(out_index, offset_operand1, offset_operand2, offset_operand3) for every output element
 // in row-major order; rows of the last dimension are split across threads.
 template <class Body>
@@ -47,20 +73,9 @@ void for_each_strided(const StridedLayout& l, Body body) {
   }
   const int64_t inner = l.sizes[nd - 1];
   const int64_t s0 = l.strides[0][nd - 1], s1 = l.strides[1][nd - 1], s2 = l.strides[2][nd - 1];
-  const int64_t rows = n / inner;
-#pragma omp parallel for schedule(static) if (n > kParallelFrom)
-  for (int64_t r = 0; r < rows; ++r) {
-    int64_t rem = r, o0 = 0, o1 = 0, o2 = 0;
-    for (int i = nd - 2; i >= 0; --i) {
-      const int64_t idx = rem % l.sizes[i];
-      rem /= l.sizes[i];
-      o0 += idx * l.strides[0][i];
-      o1 += idx * l.strides[1][i];
-      o2 += idx * l.strides[2][i];
-    }
-    const int64_t base = r * inner;
+  for_each_row(l, [&](int64_t base, int64_t o0, int64_t o1, int64_t o2) {
     for (int64_t j = 0; j < inner; ++j) body(base + j, o0 + j * s0, o1 + j * s1, o2 + j * s2);
-  }
+  });
 }
 
 template <class T>
@@ -77,16 +92,44 @@ T apply_binary(BinaryOp op, T a, T b) {
   return T(0);
 }
 
+// out[i] = f(a[i], b[i]) over n elements, all contiguous.
+template <class T, class F>
+void binary_loop(T* out, const T* a, const T* b, int64_t n, F f) {
+  if (n <= kParallelFrom) {
+    for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
+    return;
+  }
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
+}
+
 template <class T, class F>
 void binary_loop(T* out, const T* a, const T* b, const StridedLayout& l, F f) {
   const int64_t n = l.numel();
-  if (l.contiguous(1, 2)) {
-    if (n <= kParallelFrom) {
-      for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
-      return;
-    }
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
+  if (n == 0) return;
+  if (l.contiguous(1, 2)) return binary_loop(out, a, b, n, f);
+  // A broadcast scalar against a contiguous tensor (a sampled weight times a node, a scale): one flat loop.
+  if (l.scalar(2) && l.contiguous(1, 1)) return binary_loop(out, a, b, n, [f, v = *b](T u, T) { return f(u, v); });
+  if (l.scalar(1) && l.contiguous(2, 2)) return binary_loop(out, a, b, n, [f, v = *a](T, T u) { return f(v, u); });
+  // Rows whose operands are unit-stride or repeated (bias-style broadcasts): a flat loop per row.
+  const int nd = l.ndim;
+  const int64_t inner = l.sizes[nd - 1], sa = l.strides[1][nd - 1], sb = l.strides[2][nd - 1];
+  if ((sa == 0 || sa == 1) && (sb == 0 || sb == 1)) {
+    for_each_row(l, [&](int64_t base, int64_t, int64_t ia, int64_t ib) {
+      T* o = out + base;
+      const T *pa = a + ia, *pb = b + ib;
+      if (sa == 1 && sb == 1) {
+        for (int64_t j = 0; j < inner; ++j) o[j] = f(pa[j], pb[j]);
+      } else if (sa == 1) {
+        const T v = *pb;
+        for (int64_t j = 0; j < inner; ++j) o[j] = f(pa[j], v);
+      } else if (sb == 1) {
+        const T v = *pa;
+        for (int64_t j = 0; j < inner; ++j) o[j] = f(v, pb[j]);
+      } else {
+        std::fill(o, o + inner, f(*pa, *pb));
+      }
+    });
     return;
   }
   for_each_strided(l, [&](int64_t i, int64_t, int64_t ia, int64_t ib) { out[i] = f(a[ia], b[ib]); });
