@@ -9,7 +9,8 @@
 //   scores.csv                     test split: id, label, P(fake) of the fused model
 //   roc.csv                        its ROC curve: threshold, fpr, tpr
 //   results.json                   AUC, ACC at 0.5, EER, fusion and total parameters, seconds, per model
-//   report.md                      the results table and the figures
+//   models/image-only.safetensors, models/audio-only.safetensors   their best weights and genotypes (stgs detect)
+//   report.md                      the results table and the figures (apps/run_report.h)
 //   loss.png, roc.png              when gnuplot is installed
 #include <chrono>
 #include <cmath>
@@ -22,10 +23,12 @@
 #include "apps/commands.h"
 #include "apps/features.h"
 #include "apps/interrupt.h"
+#include "apps/model_file.h"
 #include "apps/options.h"
-#include "apps/plots.h"
 #include "apps/progress.h"
 #include "apps/run_dir.h"
+#include "apps/run_report.h"
+#include "apps/run_tables.h"
 #include "engine/io/safetensors.h"
 #include "kernels/check.h"
 #include "nas/fixed_run.h"
@@ -59,9 +62,6 @@ CommandLine eval_flags() {
        {"plots", true, "render loss and ROC plots with gnuplot (when installed)"},
        {"quiet", false, "no progress bar and no log echo on stderr"}});
 }
-
-const std::vector<std::string> kMetricsHeader = {"epoch",   "train_loss", "train_acc", "train_auc", "val_acc",
-                                                 "val_auc", "val_eer",    "lr",        "seconds"};
 
 // The newest run directory named search-* under runs_dir that has a genotype.json.
 std::string newest_search_run(const std::string& runs_dir) {
@@ -132,6 +132,16 @@ void save_checkpoint(const std::string& path, const nas::FixedRun& run) {
   save_safetensors(path, run.state_dict().entries(), {{"format", "stgs-eval-checkpoint"}, {"version", "1"}});
 }
 
+// models/<name>.safetensors: a single-modality model's best weights with its genotype, for `stgs detect` to
+// report what that modality alone says about a clip (the fused model's are in the checkpoint, under "best.").
+void save_unimodal_model(const std::string& path, const std::string& name, const nas::FixedRun& run,
+                         const nas::Genotype& g) {
+  save_model_file(path, {.name = name,
+                         .genotype = g,
+                         .weights = sub_dict(run.state_dict(), "best."),
+                         .best_epoch = run.best_epoch() + 1});
+}
+
 }  // namespace
 
 int run_eval(int argc, char** argv) {
@@ -191,7 +201,8 @@ int run_eval(int argc, char** argv) {
   RunDir& run = *run_slot;
   run.set_quiet(quiet);
   fs::create_directories(run.file("checkpoints"));
-  const int64_t backbones = backbone_parameters(features.train);
+  fs::create_directories(run.file("models"));
+  const int64_t backbones = backbone_parameters(features.train.channels());
 
   InterruptGuard interrupt_guard;
   // Trains one genotype; the fused model (checkpointed) is resumable, the unimodal ones are short and rerun.
@@ -199,11 +210,11 @@ int run_eval(int argc, char** argv) {
     const auto start = std::chrono::steady_clock::now();
     manual_seed(options.seed ^ 0xE7A1);
     nas::FixedRun model(g, options, train, val);
-    CsvTable metrics(kMetricsHeader);
+    CsvTable metrics(kEvalMetricsHeader);
     const std::string ckpt = run.file("checkpoints/last.safetensors");
     if (checkpointed && fs::exists(ckpt)) {
       model.load_state_dict(StateDict(load_safetensors(ckpt).tensors));
-      metrics = CsvTable::load(run.file("metrics.csv"), kMetricsHeader);
+      metrics = CsvTable::load(run.file("metrics.csv"), kEvalMetricsHeader);
       metrics.truncate(size_t(model.epoch()));
       run.log(name + ": resumed at epoch " + std::to_string(model.epoch() + 1));
     }
@@ -235,6 +246,7 @@ int run_eval(int argc, char** argv) {
                     r.best ? "  (best)" : "");
       run.log(line);
     }
+    if (!checkpointed) save_unimodal_model(run.file("models/" + name + ".safetensors"), name, model, g);
     ModelResult m;
     m.name = name;
     m.test = model.evaluate_best(test);
@@ -261,12 +273,12 @@ int run_eval(int argc, char** argv) {
   }
 
   // Test outputs of the fused model.
-  CsvTable scores({"id", "label", "score"});
+  CsvTable scores(kScoresHeader);
   const std::vector<int64_t> labels = test.labels.to_vector<int64_t>();
   for (size_t i = 0; i < labels.size(); ++i)
     scores.add({test.ids.at(i), std::to_string(labels[i]), CsvTable::number(fused->test.scores[i])});
   scores.save(run.file("scores.csv"));
-  CsvTable roc({"threshold", "fpr", "tpr"});
+  CsvTable roc(kRocHeader);
   bool two_classes = std::set<int64_t>(labels.begin(), labels.end()).size() == 2;
   if (two_classes)
     for (const nas::RocPoint& p : nas::roc_curve(fused->test.scores, labels)) roc.add_numbers({p.threshold, p.fpr, p.tpr});
@@ -278,30 +290,7 @@ int run_eval(int argc, char** argv) {
   doc["test_clips"] = test.size();
   doc["models"] = models;
   run.write_json("results.json", doc);
-  if (plots) {
-    plot_lines(run.file("loss.png"), {{run.file("metrics.csv"), "epoch", "train_loss", "training loss"}},
-               {.title = "fixed network training", .xlabel = "epoch", .ylabel = "cross-entropy"});
-    if (two_classes)
-      plot_lines(run.file("roc.png"), {{run.file("roc.csv"), "fpr", "tpr", "fused"}},
-                 {.title = "test ROC", .xlabel = "false positive rate", .ylabel = "true positive rate",
-                  .diagonal = true, .square = true});
-  }
-
-  // The report: the table, then the figures that exist.
-  std::string report = "# Evaluation\n\nGenotype `" + config["genotype"].get<std::string>() + "`, features `" +
-                       features.path + "`, " + std::to_string(test.size()) + " test clips, device " +
-                       options.device.str() + ".\n\n| model | test AUC | ACC @ 0.5 | EER | fusion params | total params | best epoch |\n|---|---|---|---|---|---|---|\n";
-  char row[256];
-  for (const ModelResult& m : results) {
-    std::snprintf(row, sizeof row, "| %s | %.4f | %.4f | %.4f | %lld | %lld | %lld |\n", m.name.c_str(), m.test.auc,
-                  m.test.accuracy, m.test.eer, (long long)m.fusion_parameters,
-                  (long long)(m.fusion_parameters + backbones), (long long)m.best_epoch + 1);
-    report += row;
-  }
-  report += "\nFiles: `scores.csv` (id, label, P(fake)), `roc.csv`, `metrics.csv`, `results.json`.\n";
-  if (fs::exists(run.file("loss.png"))) report += "\n![training loss](loss.png)\n";
-  if (fs::exists(run.file("roc.png"))) report += "\n![test ROC](roc.png)\n";
-  run.write_text("report.md", report);
+  write_run_report(run, run.path(), plots);
 
   std::printf("%-12s %9s %9s %9s %14s %14s\n", "model", "test AUC", "ACC@0.5", "EER", "fusion params", "total params");
   for (const ModelResult& m : results)

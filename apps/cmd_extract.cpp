@@ -8,23 +8,19 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
+#include "apps/backbones.h"
 #include "apps/commands.h"
 #include "apps/options.h"
 #include "apps/progress.h"
 #include "data/augment.h"
 #include "data/clip_batch.h"
-#include "data/loader.h"
 #include "data/feature_cache.h"
-#include "engine/autograd.h"
-#include "engine/io/safetensors.h"
 #include "engine/io/sha256.h"
 #include "engine/nn/resnet.h"
 #include "engine/version.h"
-#include "nas/reshape.h"
 
 namespace stgs::apps {
 namespace {
@@ -78,53 +74,6 @@ void print_extract_help(FILE* out) {
       "write error, 2 on a usage error.\n");
 }
 
-// A backbone file as far as the header tells: its configuration (width and head size from the tensors' shapes,
-// the kind checked against the stem: 3 input channels image, 1 audio, so swapped files are caught with a clear
-// message), its metadata and its SHA-256.
-struct BackboneFile {
-  std::string path;
-  bool image;
-  ResNetConfig config;
-  std::map<std::string, std::string> metadata;
-  std::string sha256;
-
-  const char* option() const { return image ? "--image-backbone" : "--audio-backbone"; }
-};
-
-BackboneFile inspect_backbone(const std::string& path, bool image) {
-  BackboneFile f{path, image, {}, {}, {}};
-  STGS_CHECK(fs::is_regular_file(path), kCommand, ": ", f.option(), ": backbone file '", path, "' does not exist");
-  const SafetensorsHeader header = read_safetensors_header(path);
-  std::map<std::string, Shape> shapes;
-  for (const SafetensorsHeader::Entry& e : header.tensors) shapes[e.name] = e.shape;
-  STGS_CHECK(shapes.count("conv1.weight"), kCommand, ": ", f.option(), " '", path,
-             "' has no conv1.weight; not a ResNet-34 state dict");
-  const Shape& stem = shapes["conv1.weight"];
-  const int64_t in_channels = image ? 3 : 1;
-  STGS_CHECK(stem.size() == 4 && stem[1] == in_channels, kCommand, ": ", f.option(), " '", path, "': conv1.weight is ",
-             stem.str(), ", expected [W, ", in_channels, ", 7, 7] for the ", image ? "image" : "audio", " backbone",
-             stem.size() == 4 && stem[1] == 4 - in_channels ? " (the two backbones swapped?)" : "");
-  f.config = image ? ResNetConfig::image(stem[0]) : ResNetConfig::audio(stem[0]);
-  const std::string head = f.config.head_name + ".weight";
-  if (shapes.count(head)) f.config.num_classes = shapes[head][0];
-  f.metadata = header.metadata;
-  f.sha256 = sha256_file(path);
-  return f;
-}
-
-// The network with the file's weights, in eval mode on `device`.
-std::unique_ptr<ResNet34> load_backbone(const BackboneFile& f, Device device) {
-  auto net = std::make_unique<ResNet34>(f.config);
-  try {
-    net->load_state_dict(StateDict(load_safetensors(f.path).tensors));
-  } catch (const Error& e) {
-    throw Error(std::string(kCommand) + ": " + f.option() + " '" + f.path + "': " + e.what());
-  }
-  net->to(device);
-  net->eval();
-  return net;
-}
-
 // SHA-256 over every clip file's path (relative to the manifest), size and modification time, in manifest
 // order: regenerating or editing the data changes it without reading every byte.
 std::string clip_files_fingerprint(const data::Manifest& manifest) {
@@ -166,7 +115,7 @@ std::vector<data::ClipItem> split_items(const data::Manifest& manifest, data::Sp
 data::FeatureSplit extract_split(const data::Manifest& manifest, const std::vector<data::ClipItem>& items,
                                  ResNet34& image, ResNet34& audio, const data::ClipBatchOptions& clip,
                                  const ExtractArgs& a, Device device, ProgressBar& bar) {
-  const int64_t n = int64_t(items.size()), K = clip.clip.frames;
+  const int64_t n = int64_t(items.size());
   data::FeatureSplit split;
   split.labels = empty({n}, DType::I64);
   split.categories = empty({n}, DType::I64);
@@ -175,37 +124,17 @@ data::FeatureSplit extract_split(const data::Manifest& manifest, const std::vect
     split.features.push_back(empty({n, c.width << (i % 4), a.L}));
   }
   // The loader's workers decode the next batches while the backbones run on this one.
-  data::LoaderOptions options;
-  options.workers = a.workers;
-  options.batch_size = a.batch;
-  options.shuffle = false;
-  data::Loader<data::ClipBatch> loader(n, options, [&](const std::vector<int64_t>& indices, uint64_t) {
-    std::vector<data::ClipItem> batch;
-    for (int64_t i : indices) batch.push_back(items[size_t(i)]);
-    return data::load_clip_batch(manifest, batch, clip, 0);
-  });
-  loader.start_epoch(0);
-  NoGradGuard no_grad;
-  int64_t first = 0;
-  while (const std::optional<data::LoadedBatch<data::ClipBatch>> loaded = loader.next()) {
-    const data::ClipBatch& b = loaded->data;
+  data::for_each_clip_batch(manifest, items, clip, a.workers, a.batch, [&](const data::ClipBatch& b, int64_t first) {
     const int64_t B = b.labels.size(0);
-    const Tensor frames = b.frames.reshape({B * K, 3, clip.clip.size, clip.clip.size});  // clip-major
-    const ResNetFeatures fi = image.features(frames.to(device));
-    const ResNetFeatures fa = audio.features(b.spectrograms.to(device));
-    for (int i = 0; i < 8; ++i) {
-      const Tensor pooled = i < 4 ? nas::image_features_to_sequence(fi.layers[i], K, a.L)
-                                  : nas::audio_features_to_sequence(fa.layers[i - 4], a.L);  // (B, C_i, L)
-      split.features[i].narrow(0, first, B).copy_(pooled.to(Device::cpu()));
-    }
+    const BackboneOutputs out = run_backbones(image, audio, b, a.L, device);
+    for (int i = 0; i < 8; ++i) split.features[size_t(i)].narrow(0, first, B).copy_(out.features[size_t(i)]);
     split.labels.narrow(0, first, B).copy_(b.labels);
     for (int64_t j = 0; j < B; ++j)
       split.categories.data<int64_t>()[first + j] =
           int64_t(manifest.rows[size_t(items[size_t(first + j)].index)].category);
     split.ids.insert(split.ids.end(), b.ids.begin(), b.ids.end());
-    first += B;
-    bar.update(first);
-  }
+    bar.update(first + B);
+  });
   return split;
 }
 
@@ -272,8 +201,8 @@ int run_extract(int argc, char** argv) {
   const auto start = std::chrono::steady_clock::now();
 
   const data::Manifest manifest = data::read_manifest(a.manifest);
-  const BackboneFile image = inspect_backbone(a.image_backbone, true);
-  const BackboneFile audio = inspect_backbone(a.audio_backbone, false);
+  const BackboneFile image = inspect_backbone(a.image_backbone, true, kCommand);
+  const BackboneFile audio = inspect_backbone(a.audio_backbone, false, kCommand);
   if (a.frames == 0)
     a.frames = int(parse_integer(kCommand, "the image backbone's \"frames\"",
                                  metadata_or(image.metadata, "frames", "8"), 1, 1000));
@@ -333,7 +262,8 @@ int run_extract(int argc, char** argv) {
     return 0;
   }
 
-  const std::unique_ptr<ResNet34> image_net = load_backbone(image, device), audio_net = load_backbone(audio, device);
+  const std::unique_ptr<ResNet34> image_net = load_backbone(image, device, kCommand),
+                                  audio_net = load_backbone(audio, device, kCommand);
   data::ClipBatchOptions clip;
   clip.clip.frames = a.frames;
   clip.clip.size = a.size;
@@ -348,10 +278,11 @@ int run_extract(int argc, char** argv) {
     bar.finish();
     split.split = name;
     split.metadata = key_for(s);
-    split.metadata["image_backbone"] = a.image_backbone;
-    split.metadata["audio_backbone"] = a.audio_backbone;
-    split.metadata["manifest"] = a.manifest;
-    split.metadata["stats"] = a.stats;
+    // Absolute, so that `stgs detect` finds the files the features came from whatever its working directory.
+    split.metadata["image_backbone"] = fs::absolute(a.image_backbone).lexically_normal().string();
+    split.metadata["audio_backbone"] = fs::absolute(a.audio_backbone).lexically_normal().string();
+    split.metadata["manifest"] = fs::absolute(a.manifest).lexically_normal().string();
+    split.metadata["stats"] = fs::absolute(a.stats).lexically_normal().string();
     split.metadata["stgs_version"] = kVersion;
     const std::string path = (fs::path(a.out) / (name + ".safetensors")).string();
     data::write_feature_split(path, split);

@@ -8,6 +8,7 @@
 //   genotypes/epoch_NNN.json     the genotype derived after each epoch
 //   genotype.json, .dot, .png    the best one so far by validation AUC (.png when graphviz is installed)
 //   checkpoints/last.safetensors, checkpoints/best.safetensors   the whole search state
+//   report.md                    settings, the best epoch, entropies, the best genotype (at the end; apps/run_report.h)
 //   loss.png, entropy.png        when gnuplot is installed
 // The tables are rewritten whole after each epoch and before the checkpoint, so after a kill at any moment the
 // checkpoint is never ahead of them; a resume cuts them back to the checkpoint's epoch.
@@ -21,9 +22,10 @@
 #include "apps/features.h"
 #include "apps/interrupt.h"
 #include "apps/options.h"
-#include "apps/plots.h"
 #include "apps/progress.h"
 #include "apps/run_dir.h"
+#include "apps/run_report.h"
+#include "apps/run_tables.h"
 #include "engine/io/safetensors.h"
 #include "kernels/check.h"
 #include "nas/genotype.h"
@@ -66,12 +68,6 @@ CommandLine search_flags() {
        {"plots", true, "render loss and entropy plots with gnuplot (when installed)"},
        {"quiet", false, "no progress bar and no log echo on stderr"}});
 }
-
-const std::vector<std::string> kMetricsHeader = {
-    "epoch",      "train_loss", "val_loss",      "train_acc",    "train_auc",     "val_acc", "val_auc",
-    "val_eer",    "lambda",     "weight_lr",     "entropy_alpha", "entropy_beta", "entropy_gamma",
-    "seconds"};
-const std::vector<std::string> kEntropyHeader = {"epoch", "alpha", "beta", "gamma"};
 
 nas::GumbelMode mode_of(const std::string& s) {
   if (s == "stgs") return nas::GumbelMode::Hard;
@@ -146,17 +142,6 @@ nlohmann::json resolve_config(const CommandLine& flags, const ParsedCommand& cmd
   return config;
 }
 
-void render_plots(const RunDir& run) {
-  const std::string metrics = run.file("metrics.csv"), entropy = run.file("entropy.csv");
-  plot_lines(run.file("loss.png"),
-             {{metrics, "epoch", "train_loss", "train (weights step)"}, {metrics, "epoch", "val_loss", "validation (architecture step)"}},
-             {.title = "search loss", .xlabel = "epoch", .ylabel = "cross-entropy, mean over M draws"});
-  plot_lines(run.file("entropy.png"),
-             {{entropy, "epoch", "alpha", "E(alpha)"}, {entropy, "epoch", "beta", "E(beta)"},
-              {entropy, "epoch", "gamma", "E(gamma)"}},
-             {.title = "architecture entropy", .xlabel = "epoch", .ylabel = "mean row entropy (nats)"});
-}
-
 void write_best_genotype(const RunDir& run, const nas::Genotype& g) {
   nas::save_genotype(run.file("genotype.json"), g);
   run.write_text("genotype.dot", nas::genotype_to_dot(g));
@@ -209,7 +194,7 @@ int run_search(int argc, char** argv) {
 
   manual_seed(options.seed ^ 0xD40F);  // dropout's stream; a checkpoint restores it on resume
   nas::SearchRun search(space, options, train, val);
-  CsvTable metrics(kMetricsHeader), entropy(kEntropyHeader);
+  CsvTable metrics(kSearchMetricsHeader), entropy(kEntropyHeader);
   int64_t best_epoch = -1;
   double best_auc = -1;
   const int patience = config["patience"];
@@ -221,7 +206,7 @@ int run_search(int argc, char** argv) {
     search.load_state_dict(StateDict(ckpt.tensors));
     best_epoch = std::stoll(ckpt.metadata.at("best_epoch"));
     best_auc = std::stod(ckpt.metadata.at("best_val_auc"));
-    metrics = CsvTable::load(run.file("metrics.csv"), kMetricsHeader);
+    metrics = CsvTable::load(run.file("metrics.csv"), kSearchMetricsHeader);
     entropy = CsvTable::load(run.file("entropy.csv"), kEntropyHeader);
     metrics.truncate(size_t(search.epoch()));
     entropy.truncate(size_t(search.epoch()));
@@ -275,7 +260,7 @@ int run_search(int argc, char** argv) {
     }
     save_checkpoint(run.file("checkpoints/last.safetensors"), search, best_epoch, best_auc);
     if (best) copy_to_best(run);
-    if (config["plots"].get<bool>()) render_plots(run);
+    if (config["plots"].get<bool>()) render_run_plots(run, run.path());
     char line[256];
     std::snprintf(line, sizeof line,
                   "epoch %lld/%lld  loss %.4f/%.4f  val AUC %.4f ACC %.4f  entropy %.3f %.3f %.3f  lambda %.3g  %.1fs%s",
@@ -285,6 +270,9 @@ int run_search(int argc, char** argv) {
     converged = monitor.update(r.entropies) && patience > 0;
     if (converged) run.log("entropies flat for " + std::to_string(patience) + " epochs: converged");
   }
+  // The figures are current; the report counts the best genotype's parameters with both backbones, which at the
+  // paper's width takes a moment, so it is written once, at the end (`stgs report` rewrites it at any time).
+  write_run_report(run, run.path(), false);
   run.log("done: best epoch " + std::to_string(best_epoch + 1) + ", validation AUC " + CsvTable::number(best_auc) +
           "; genotype " + run.file("genotype.json"));
   std::printf("%s\n", run.path().c_str());

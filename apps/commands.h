@@ -14,5 +14,7 @@ int run_pretrain(int argc, char** argv);  // apps/cmd_pretrain.cpp
 int run_extract(int argc, char** argv);   // apps/cmd_extract.cpp
 int run_search(int argc, char** argv);   // apps/cmd_search.cpp
 int run_eval(int argc, char** argv);     // apps/cmd_eval.cpp
+int run_detect(int argc, char** argv);   // apps/cmd_detect.cpp
+int run_report(int argc, char** argv);   // apps/cmd_report.cpp
 
 }  // namespace stgs::apps

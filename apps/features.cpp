@@ -4,6 +4,7 @@
 
 #include "engine/autograd.h"
 #include "engine/nn/resnet.h"
+#include "engine/random.h"
 #include "kernels/check.h"
 
 namespace stgs::apps {
@@ -57,11 +58,13 @@ nas::SearchConfig search_config_for(const data::FeatureSplit& split, int cells, 
   return c;
 }
 
-int64_t backbone_parameters(const data::FeatureSplit& split) {
-  const std::vector<int64_t> channels = split.channels();  // image.layer1..4, audio.layer1..4
+int64_t backbone_parameters(const std::vector<int64_t>& channels) {
+  STGS_CHECK(channels.size() == data::kFeatureNames.size(), "backbone_parameters: ", channels.size(),
+             " feature channels, expected ", data::kFeatureNames.size());
   NoGradGuard no_grad;
-  return ResNet34(ResNetConfig::image(channels.at(0))).num_parameters() +
-         ResNet34(ResNetConfig::audio(channels.at(4))).num_parameters();
+  Generator scratch;  // the weights are thrown away: leave the default generator (dropout's stream) untouched
+  return ResNet34(ResNetConfig::image(channels.at(0)), &scratch).num_parameters() +
+         ResNet34(ResNetConfig::audio(channels.at(4)), &scratch).num_parameters();
 }
 
 }  // namespace stgs::apps

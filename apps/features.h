@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "data/feature_cache.h"
 #include "nas/search_run.h"
@@ -24,8 +25,10 @@ nas::FeatureSet to_feature_set(const data::FeatureSplit& split);
 // The search space over the cache's eight inputs (their C_i and L) with the given cells, steps, C and dropout.
 nas::SearchConfig search_config_for(const data::FeatureSplit& split, int cells, int steps, int64_t C, double dropout);
 
-// Parameters of the two backbones (without heads) that produced the cache, from their widths (the channels of
-// image.layer1 and audio.layer1): the part of a deployed detector's size that the fusion network does not show.
-int64_t backbone_parameters(const data::FeatureSplit& split);
+// Parameters of the two backbones (without heads) that produced features of these channels (C_i in
+// data::kFeatureNames order: a split's channels(), or a genotype's input_channels), from their widths (the
+// channels of image.layer1 and audio.layer1): the part of a deployed detector's size that the fusion network
+// does not show.
+int64_t backbone_parameters(const std::vector<int64_t>& channels);
 
 }  // namespace stgs::apps

@@ -55,7 +55,7 @@ bool plot_lines(const std::string& png, const std::vector<PlotSeries>& series, c
        << "set datafile separator \",\"\n"
        << "set datafile columnheaders\n"
        << "set grid\n"
-       << "set key outside right top\n"
+       << (options.key_below ? "set key below\n" : "set key outside right top\n")
        << "set title " << quoted(options.title) << "\n"
        << "set xlabel " << quoted(options.xlabel) << "\n"
        << "set ylabel " << quoted(options.ylabel) << "\n";

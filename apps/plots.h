@@ -23,6 +23,7 @@ struct PlotOptions {
   bool log_y = false;
   bool diagonal = false;  // draw y = x (ROC curves)
   bool square = false;    // unit square axes [0, 1] x [0, 1] (ROC curves)
+  bool key_below = false;  // the legend under the plot rather than at its right (many or long entries)
 };
 
 // Writes `png` (atomically) with one line per series. Returns false, writing nothing, when gnuplot is not

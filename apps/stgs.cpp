@@ -1,5 +1,4 @@
-// The `stgs` command: one binary, subcommands (apps/cmd_*.cpp). Later issues add search, train, eval and
-// data commands.
+// The `stgs` command: one binary, subcommands (apps/cmd_*.cpp).
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -19,6 +18,7 @@ void print_help(FILE* out) {
                "\n"
                "commands:\n"
                "  augment     list the 36 augmentations (frames, waveform, spectrogram)\n"
+               "  detect      P(fake) of a clip (or a manifest) with a trained eval run, and each modality's evidence\n"
                "  eval        train a searched genotype's fixed network; test AUC, ACC, EER, report\n"
                "  import      import FakeAVCeleb or SWAN-DF: frames, 16 kHz WAV and a manifest (needs ffmpeg)\n"
                "  inspect     list the tensors of a safetensors checkpoint; compare them with a model\n"
@@ -26,6 +26,7 @@ void print_help(FILE* out) {
                "  synth       write the synthetic audio-visual deepfake set (PNG frames, WAV, manifest)\n"
                "  show-input  write what the model sees for one clip: face crops and spectrogram (PNG, safetensors)\n"
                "  pretrain    train a ResNet-34 backbone as a unimodal real/fake classifier\n"
+               "  report      regenerate a run's report.md and plots; compare several runs (tables, entropy curves)\n"
                "  extract     run both backbones over a manifest and write the feature cache\n"
                "  version     print the version, the build (CPU/CUDA) and the visible GPUs\n"
                "  help        show this text\n"
@@ -64,6 +65,8 @@ int main(int argc, char** argv) {
     if (cmd == "extract") return stgs::apps::run_extract(argc - 2, argv + 2);
     if (cmd == "search") return stgs::apps::run_search(argc - 2, argv + 2);
     if (cmd == "eval") return stgs::apps::run_eval(argc - 2, argv + 2);
+    if (cmd == "detect") return stgs::apps::run_detect(argc - 2, argv + 2);
+    if (cmd == "report") return stgs::apps::run_report(argc - 2, argv + 2);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "stgs %s: error: %s\n", cmd.c_str(), e.what());
     return 1;

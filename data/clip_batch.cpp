@@ -1,5 +1,6 @@
 #include "data/clip_batch.h"
 
+#include "data/loader.h"
 #include "engine/io/sha256.h"
 #include "engine/nn/resnet.h"
 #include "engine/random.h"
@@ -56,6 +57,26 @@ ClipBatch load_clip_batch(const Manifest& manifest, const std::vector<ClipItem>&
   }
   batch.labels = from_vector(labels, {b});
   return batch;
+}
+
+void for_each_clip_batch(const Manifest& manifest, const std::vector<ClipItem>& items, const ClipBatchOptions& options,
+                         int workers, int64_t batch_size,
+                         const std::function<void(const ClipBatch& batch, int64_t first)>& consume) {
+  LoaderOptions loader_options;
+  loader_options.workers = workers;
+  loader_options.batch_size = batch_size;
+  loader_options.shuffle = false;
+  Loader<ClipBatch> loader(int64_t(items.size()), loader_options, [&](const std::vector<int64_t>& indices, uint64_t) {
+    std::vector<ClipItem> batch;
+    for (int64_t i : indices) batch.push_back(items[size_t(i)]);
+    return load_clip_batch(manifest, batch, options, 0);
+  });
+  loader.start_epoch(0);
+  int64_t first = 0;
+  while (const std::optional<LoadedBatch<ClipBatch>> loaded = loader.next()) {
+    consume(loaded->data, first);
+    first += int64_t(loaded->indices.size());
+  }
 }
 
 }  // namespace stgs::data

@@ -1,10 +1,11 @@
 // A batch of clips of a manifest, decoded through the clip pipeline (data/clip.h) and stacked: what a loader
 // worker builds for the search, training and evaluation loops, and for the feature extraction, which may
 // pass each clip through one augmentation (data/augment.h) on the way.
-// defines: ClipBatch, ClipItem, ClipBatchOptions, load_clip_batch, augmentation_seed
+// defines: ClipBatch, ClipItem, ClipBatchOptions, load_clip_batch, augmentation_seed, for_each_clip_batch
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -51,5 +52,12 @@ uint64_t augmentation_seed(uint64_t base, const std::string& id, const std::stri
 // The general form: any items, either modality. The form above is {frames and audio, no augmentation}.
 ClipBatch load_clip_batch(const Manifest& manifest, const std::vector<ClipItem>& items, const ClipBatchOptions& options,
                           uint64_t batch_seed);
+
+// Every item in order, in batches of batch_size clips decoded by `workers` loader threads (data/loader.h) while
+// `consume(batch, first)` runs on the previous batch; `first` is the position in `items` of the batch's first
+// clip. The feature extraction and `stgs detect --manifest` stream a manifest through their backbones this way.
+void for_each_clip_batch(const Manifest& manifest, const std::vector<ClipItem>& items, const ClipBatchOptions& options,
+                         int workers, int64_t batch_size,
+                         const std::function<void(const ClipBatch& batch, int64_t first)>& consume);
 
 }  // namespace stgs::data

@@ -140,25 +140,19 @@ Tensor crop_and_resize(const Image& image, const PixelBox& box, int size, const 
   return out;
 }
 
-Tensor decode_clip(const std::vector<std::string>& frame_files, const std::optional<PixelBox>& face_box,
-                   const ClipOptions& options) {
-  STGS_CHECK(!frame_files.empty(), "decode_clip: the clip has no frame files");
-  STGS_CHECK(options.frames >= 1 && options.size >= 1, "decode_clip: frames (", options.frames, ") and size (",
-             options.size, ") must be >= 1");
-  const int64_t k = options.frames, s = options.size;
+Tensor frames_to_clip(const std::vector<Image>& frames, const std::vector<std::string>& names,
+                      const std::optional<PixelBox>& face_box, const ClipOptions& options) {
+  STGS_CHECK(!frames.empty() && frames.size() == names.size(), "frames_to_clip: ", frames.size(), " frames and ",
+             names.size(), " names");
+  STGS_CHECK(options.size >= 1, "frames_to_clip: size (", options.size, ") must be >= 1");
+  const int64_t k = int64_t(frames.size()), s = options.size;
   Tensor clip = empty({k, 3, s, s});
   float* out = clip.data<float>();
   const int64_t frame_numel = 3 * s * s;
-  const std::vector<int64_t> picked = sample_frame_indices(int64_t(frame_files.size()), k);
   for (int64_t i = 0; i < k; ++i) {
-    if (i > 0 && picked[size_t(i)] == picked[size_t(i - 1)]) {  // a short clip repeats frames: decode once
-      std::copy_n(out + (i - 1) * frame_numel, frame_numel, out + i * frame_numel);
-      continue;
-    }
-    const std::string& file = frame_files[size_t(picked[size_t(i)])];
-    const Image image = read_image(file);
+    const Image& image = frames[size_t(i)];
     const PixelBox box = face_box ? *face_box : centre_square(image.width, image.height);
-    const Tensor frame = crop_and_resize(image, box, int(s), "frame '" + file + "'");
+    const Tensor frame = crop_and_resize(image, box, int(s), names[size_t(i)]);
     std::copy_n(frame.data<float>(), frame_numel, out + i * frame_numel);
   }
   if (options.normalize) {
@@ -171,6 +165,23 @@ Tensor decode_clip(const std::vector<std::string>& frame_files, const std::optio
       }
   }
   return clip;
+}
+
+Tensor decode_clip(const std::vector<std::string>& frame_files, const std::optional<PixelBox>& face_box,
+                   const ClipOptions& options) {
+  STGS_CHECK(!frame_files.empty(), "decode_clip: the clip has no frame files");
+  STGS_CHECK(options.frames >= 1 && options.size >= 1, "decode_clip: frames (", options.frames, ") and size (",
+             options.size, ") must be >= 1");
+  std::vector<Image> frames;
+  std::vector<std::string> names;
+  const std::vector<int64_t> picked = sample_frame_indices(int64_t(frame_files.size()), options.frames);
+  for (size_t i = 0; i < picked.size(); ++i) {
+    const std::string& file = frame_files[size_t(picked[i])];
+    // A short clip repeats frames: each file is decoded once.
+    frames.push_back(i > 0 && picked[i] == picked[i - 1] ? frames.back() : read_image(file));
+    names.push_back("frame '" + file + "'");
+  }
+  return frames_to_clip(frames, names, face_box, options);
 }
 
 }  // namespace stgs::data

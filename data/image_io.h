@@ -1,7 +1,7 @@
 // Face frames: decoding (stb_image), even sampling of K frames per clip, face or centre crop, resize to the
 // backbone's input size (stb_image_resize) and ImageNet normalisation; PNG/JPEG writers for tools and tests.
 // defines: Image, PixelBox, read_image, write_png, write_jpeg, is_frame_file_name, list_frame_files,
-//          sample_frame_indices, centre_square, crop_and_resize, ClipOptions, decode_clip
+//          sample_frame_indices, centre_square, crop_and_resize, ClipOptions, frames_to_clip, decode_clip
 //
 // A clip's frames are image files in one directory (sorted by name, so zero-padded numbering keeps the time
 // order) or an explicit list. Every failure throws stgs::Error naming the file and what was wrong with it.
@@ -60,6 +60,12 @@ struct ClipOptions {
   int size = 224;           // S: the image backbone's input size
   bool normalize = true;    // ImageNet mean/std per channel after scaling to [0, 1]
 };
+
+// Frames already sampled (K images, e.g. a video's from ffmpeg) -> (K, 3, S, S) F32, each cropped to `face_box`
+// or its centre square and resized as decode_clip does (ImageNet-normalised when options.normalize;
+// options.frames is not used). names[i] names frame i in errors.
+Tensor frames_to_clip(const std::vector<Image>& frames, const std::vector<std::string>& names,
+                      const std::optional<PixelBox>& face_box, const ClipOptions& options);
 
 // The K sampled frames of a clip: (K, 3, S, S) F32, each frame cropped to `face_box` (pixels of the frames,
 // as given in the manifest) or, without one, to its centre square. `frame_files` in time order.

@@ -63,8 +63,8 @@ std::string resolve(const fs::path& base, const std::string& value) {
   return (p.is_absolute() ? p : base / p).lexically_normal().string();
 }
 
-// "x y w h" or "x,y,w,h" as four integers with w, h > 0 (x, y may be negative: detector boxes overhang frame
-// edges).
+}  // namespace
+
 std::string parse_face_box(const std::string& text, PixelBox& box) {
   const auto commas = std::count(text.begin(), text.end(), ',');
   if (commas != 0 && commas != 3) return "face_box '" + text + "' is not four integers 'x y w h'";
@@ -84,6 +84,8 @@ std::string parse_face_box(const std::string& text, PixelBox& box) {
   if (box.w <= 0 || box.h <= 0) return "face_box '" + text + "' has a width or height <= 0";
   return "";
 }
+
+namespace {
 
 std::string check_label_matches(Label label, Category category) {
   if (label == category_label(category)) return "";

@@ -2,7 +2,7 @@
 // synthetic generator), so the loader sees them all the same way.
 // defines: Split, Label, Category, split_name, label_name, category_name, category_type, category_label,
 //          ManifestRow, Manifest, ManifestReadOptions, read_manifest, write_manifest, split_csv_line, csv_field,
-//          split_indices
+//          split_indices, parse_face_box
 //
 // Format (README "Data: manifests, decoding, spectrograms"): UTF-8 CSV with a header naming the columns
 // (any order): id, split, label, category, frames, audio, and optionally face_box and source. Fields may be
@@ -76,6 +76,10 @@ Manifest read_manifest(const std::string& path, const ManifestReadOptions& optio
 // the category, both or neither of frames_dir / frame_files, a ';' inside a listed frame path, a line break
 // in any field).
 void write_manifest(const std::string& path, const std::vector<ManifestRow>& rows);
+
+// A face box as the manifest's face_box column writes it: "x y w h" or "x,y,w,h", four integers with w, h > 0
+// (x, y may be negative: detector boxes overhang frame edges). Returns the problem, or "" and sets `box`.
+std::string parse_face_box(const std::string& text, PixelBox& box);
 
 // The CSV dialect of manifests, for other CSV files (dataset metadata, importers' side files).
 // Splits one line into fields (quoted fields unquoted, unquoted ones trimmed); returns the problem, or "" when

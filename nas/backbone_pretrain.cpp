@@ -14,12 +14,11 @@
 
 namespace stgs::nas {
 
-namespace {
-
-// Per-row logits (B * K, 2) -> per-clip logits (B, 2): the mean over each clip's K rows.
 Tensor clip_logits(const Tensor& row_logits, int64_t K) {
   return K == 1 ? row_logits : mean(row_logits.reshape({row_logits.size(0) / K, K, row_logits.size(1)}), {1});
 }
+
+namespace {
 
 // labels (B) -> (B * K) on `device`: every row gets its clip's label.
 Tensor row_labels(const Tensor& labels, int64_t K, Device device) {

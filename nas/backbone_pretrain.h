@@ -1,7 +1,7 @@
 // Pretraining a backbone as a unimodal real/fake classifier, so the frozen backbones the search reads
 // features from have learned something about the data (`stgs pretrain`).
 // defines: BackboneBatch, BatchStream, PretrainData, PretrainOptions, EpochReport, PretrainCallbacks,
-//          PretrainResult, pretrain_backbone
+//          PretrainResult, pretrain_backbone, clip_logits
 //
 // A clip is K input rows (image: its K frames; audio: one spectrogram window, K = 1). Each row is classified
 // with the clip's label; a clip's logits are the mean of its rows' logits. Training: AdamW, lr annealed by a
@@ -65,6 +65,10 @@ struct PretrainResult {
   EpochReport best;
   std::vector<EpochReport> epochs;
 };
+
+// Per-row logits (B * K, classes) -> per-clip logits (B, classes): the mean over each clip's K rows, as the
+// model was trained (and as `stgs detect` reads a pretrained head).
+Tensor clip_logits(const Tensor& row_logits, int64_t K);
 
 // Trains `model` (a 2-class head; moved to options.device) and leaves it holding the best epoch's weights.
 // Throws when the model has no 2-class head, a stream is empty, or a loss is not finite (naming the epoch).

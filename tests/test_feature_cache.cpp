@@ -10,7 +10,6 @@
 
 #include "data/feature_cache.h"
 #include "data/manifest.h"
-#include "data/synthetic.h"
 #include "engine/io/safetensors.h"
 #include "engine/io/sha256.h"
 #include "engine/nn/resnet.h"
@@ -19,6 +18,7 @@
 #include "kernels/check.h"
 #include "nas/backbone_pretrain.h"
 #include "tests/test_files.h"
+#include "tests/tiny_pipeline.h"
 
 using namespace stgs;
 using stgs::testing::CommandResult;
@@ -27,29 +27,6 @@ using stgs::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-// 16 clips (4 per category; 2 train, 1 val, 1 test each), 32x32, 2 frames, 1 s of audio.
-std::string tiny_set(const TempDir& tmp) {
-  data::SynthConfig c;
-  c.clips = 16;
-  c.size = 32;
-  c.frames = 2;
-  c.min_seconds = c.max_seconds = 1.0;
-  c.split[0] = 0.5, c.split[1] = 0.25, c.split[2] = 0.25;
-  data::generate_synthetic(tmp.file("set"), c);
-  return tmp.file("set/manifest.csv");
-}
-
-// Pretrains both width-4 backbones for one epoch into tmp; returns "--image-backbone I --audio-backbone A".
-std::string pretrain_both(const TempDir& tmp, const std::string& manifest) {
-  const std::string common = manifest + " --width 4 --epochs 1 --batch 4 --device cpu --quiet";
-  CommandResult r =
-      run_stgs("pretrain " + common + " --modality image --size 32 --frames 2 --out " + tmp.file("image.safetensors"));
-  REQUIRE(r.status == 0);
-  r = run_stgs("pretrain " + common + " --modality audio --out " + tmp.file("audio.safetensors"));
-  REQUIRE(r.status == 0);
-  return " --image-backbone " + tmp.file("image.safetensors") + " --audio-backbone " + tmp.file("audio.safetensors");
-}
 
 fs::file_time_type mtime(const std::string& path) { return fs::last_write_time(path); }
 
@@ -210,8 +187,8 @@ TEST_CASE("feature cache: write, read, and clear errors for bad files", "[extrac
 TEST_CASE("stgs pretrain + extract: state dicts, the three splits, reuse, rebuild, determinism, errors",
           "[extract][cli]") {
   TempDir tmp("extract");
-  const std::string manifest = tiny_set(tmp);
-  const std::string backbones = pretrain_both(tmp, manifest);
+  const std::string manifest = testing::tiny_synthetic_set(tmp);
+  const std::string backbones = testing::pretrain_tiny_backbones(tmp, manifest);
 
   // The state dicts load into the presets with the training metadata.
   SafetensorsFile image = load_safetensors(tmp.file("image.safetensors"));
@@ -344,19 +321,11 @@ TEST_CASE("stgs pretrain + extract: state dicts, the three splits, reuse, rebuil
 
 TEST_CASE("stgs pretrain + extract on a GPU: the features match the CPU's", "[extract][cuda]") {
   TempDir tmp("extract_cuda");
-  const std::string manifest = tiny_set(tmp);
-  const std::string common = manifest + " --width 4 --epochs 1 --batch 4 --device cuda --quiet";
-  CommandResult r =
-      run_stgs("pretrain " + common + " --modality image --size 32 --frames 2 --out " + tmp.file("image.safetensors"));
-  INFO(r.output);
-  REQUIRE(r.status == 0);
-  r = run_stgs("pretrain " + common + " --modality audio --out " + tmp.file("audio.safetensors"));
-  REQUIRE(r.status == 0);
-  const std::string backbones =
-      " --image-backbone " + tmp.file("image.safetensors") + " --audio-backbone " + tmp.file("audio.safetensors");
+  const std::string manifest = testing::tiny_synthetic_set(tmp);
+  const std::string backbones = testing::pretrain_tiny_backbones(tmp, manifest, "cuda");
   for (const char* device : {"cuda", "cpu"}) {
-    r = run_stgs("extract " + manifest + backbones + " --out " + tmp.file(device) + " --L 3 --quiet --device " +
-                 device);
+    const CommandResult r =
+        run_stgs("extract " + manifest + backbones + " --out " + tmp.file(device) + " --L 3 --quiet --device " + device);
     REQUIRE(r.status == 0);
   }
   for (const char* s : {"train", "val", "test"}) {

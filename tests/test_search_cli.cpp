@@ -98,7 +98,7 @@ TEST_CASE("stgs search and eval: run directories, resume after a kill and after 
   const fs::path a = only_run(tmp.dir / "a", "search-");
   for (const char* f : {"config.json", "log.txt", "metrics.csv", "entropy.csv", "genotypes/epoch_001.json",
                         "genotypes/epoch_003.json", "genotype.json", "genotype.dot", "checkpoints/last.safetensors",
-                        "checkpoints/best.safetensors"})
+                        "checkpoints/best.safetensors", "report.md"})
     CHECK(fs::exists(a / f));
   CHECK(count_lines(slurp(a / "metrics.csv")) == 4);
   CHECK(nas::load_genotype((a / "genotype.json").string()).cells.size() == 2);
@@ -142,7 +142,8 @@ TEST_CASE("stgs search and eval: run directories, resume after a kill and after 
   REQUIRE(r.status == 0);
   const fs::path e = only_run(tmp.dir / "e", "eval-");
   for (const char* f : {"config.json", "log.txt", "metrics.csv", "genotype.json", "checkpoints/last.safetensors",
-                        "scores.csv", "roc.csv", "results.json", "report.md"})
+                        "scores.csv", "roc.csv", "results.json", "report.md", "models/image-only.safetensors",
+                        "models/audio-only.safetensors"})
     CHECK(fs::exists(e / f));
   const nlohmann::json results = apps::RunDir::open(e.string()).read_json("results.json");
   CHECK(results["models"].size() == 3);
