@@ -8,7 +8,7 @@ namespace stgs::kernels::cpu {
 template <class T>
 void glu_fwd(T* y, const T* x, int64_t outer, int64_t h, int64_t inner) {
   const int64_t half = h * inner;
-#pragma omp parallel for schedule(static) if (outer * half > 32768)
+#pragma omp parallel for schedule(static) if (outer * half > 8192)
   for (int64_t o = 0; o < outer; ++o) {
     const T* a = x + o * 2 * half;
     const T* b = a + half;
@@ -20,7 +20,7 @@ void glu_fwd(T* y, const T* x, int64_t outer, int64_t h, int64_t inner) {
 template <class T>
 void glu_bwd(T* dx, const T* dy, const T* x, int64_t outer, int64_t h, int64_t inner) {
   const int64_t half = h * inner;
-#pragma omp parallel for schedule(static) if (outer * half > 32768)
+#pragma omp parallel for schedule(static) if (outer * half > 8192)
   for (int64_t o = 0; o < outer; ++o) {
     const T* a = x + o * 2 * half;
     const T* b = a + half;

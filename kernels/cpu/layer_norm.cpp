@@ -9,7 +9,7 @@ namespace stgs::kernels::cpu {
 template <class T>
 void layer_norm_fwd(T* y, T* mean, T* rstd, const T* x, const T* gamma, const T* beta, int64_t rows, int64_t D,
                     T eps) {
-#pragma omp parallel for schedule(static) if (rows * D > 32768)
+#pragma omp parallel for schedule(static) if (rows * D > 8192)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * D;
     T* yr = y + r * D;
@@ -32,7 +32,7 @@ void layer_norm_fwd(T* y, T* mean, T* rstd, const T* x, const T* gamma, const T*
 template <class T>
 void layer_norm_bwd(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean, const T* rstd,
                     const T* gamma, int64_t rows, int64_t D) {
-#pragma omp parallel for schedule(static) if (rows * D > 32768)
+#pragma omp parallel for schedule(static) if (rows * D > 8192)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * D;
     const T* dyr = dy + r * D;
@@ -53,7 +53,7 @@ void layer_norm_bwd(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T
     }
   }
   if (dgamma == nullptr && dbeta == nullptr) return;
-#pragma omp parallel for schedule(static) if (rows * D > 32768)
+#pragma omp parallel for schedule(static) if (rows * D > 8192)
   for (int64_t j = 0; j < D; ++j) {
     T dg = 0, db = 0;
     for (int64_t r = 0; r < rows; ++r) {

@@ -80,7 +80,7 @@ void for_each_uniform(int64_t n, uint64_t seed, uint64_t offset, Body body) {
   constexpr int64_t kGroup = 4 * kGroupBlocks;  // elements per group
   const uint64_t end = offset + uint64_t(n), first = offset >> 2;
   const int64_t groups = int64_t(((end - 1) >> 2) - first) / kGroupBlocks + 1;
-#pragma omp parallel for schedule(static) if (n > 16384)
+#pragma omp parallel for schedule(static) if (n > 8192)
   for (int64_t g = 0; g < groups; ++g) {
     const uint64_t block = first + uint64_t(g) * kGroupBlocks;
     uint32_t bits[kGroup];
@@ -113,7 +113,7 @@ void uniform_fill(T* out, int64_t n, uint64_t seed, uint64_t offset, T lo, T hi)
 template <class T>
 void normal_fill(T* out, int64_t n, uint64_t seed, uint64_t offset, T mean, T std) {
   const uint64_t first_block = offset / 4;
-#pragma omp parallel for schedule(static) if (n > 16384)
+#pragma omp parallel for schedule(static) if (n > 8192)
   for (int64_t i = 0; i < n; ++i) out[i] = mean + std * philox_normal<T>(seed, first_block + uint64_t(i));
 }
 
