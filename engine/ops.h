@@ -118,8 +118,12 @@ Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
 // Training: normalises with the batch statistics (biased variance) and, when running_mean/running_var are
 // defined, updates them in place: r = (1 - momentum) r + momentum * stat, with the unbiased variance.
 // Eval: normalises with running_mean/running_var.
+// groups > 1 (training): x holds `groups` independent batches of N / groups samples back to back (the
+// architecture draws of a search step, batched); each is normalised with its own statistics and updates the
+// running ones in turn, group 0 first: exactly `groups` calls on the slices, in one op. Eval ignores groups.
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
-                  const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+                  const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5,
+                  int64_t groups = 1);
 
 // x: (N, C, H, W). Padding counts as -inf for max and (count_include_pad) as zeros for the average.
 Tensor max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding = {0, 0});

@@ -58,12 +58,12 @@ void FusionOp::check_inputs(const Tensor& x, const Tensor& y) const {
 
 // ---- Zero, Sum ----------------------------------------------------------------------------------------
 
-Tensor ZeroFusion::forward(const Tensor& x, const Tensor& y) {
+Tensor ZeroFusion::forward(const Tensor& x, const Tensor& y, int64_t groups) {
   check_inputs(x, y);
   return zeros(x.shape(), x.dtype(), x.device());
 }
 
-Tensor SumFusion::forward(const Tensor& x, const Tensor& y) {
+Tensor SumFusion::forward(const Tensor& x, const Tensor& y, int64_t groups) {
   check_inputs(x, y);
   return add(x, y);
 }
@@ -75,7 +75,7 @@ AttentionFusion::AttentionFusion(int64_t C, int64_t L, double p) : FusionOp(Fusi
   ln = register_module("ln", std::make_shared<LayerNorm>(Shape{C, L}));
 }
 
-Tensor AttentionFusion::forward(const Tensor& x, const Tensor& y) {
+Tensor AttentionFusion::forward(const Tensor& x, const Tensor& y, int64_t groups) {
   check_inputs(x, y);
   // Positions attend to positions; d_k = C since there are no projections.
   const Tensor q = x.transpose(1, 2);                                             // (B, L, C)
@@ -94,9 +94,9 @@ LinearGLUFusion::LinearGLUFusion(int64_t C, int64_t L, double p, Generator* gen)
   dropout = register_module("dropout", std::make_shared<Dropout>(p));
 }
 
-Tensor LinearGLUFusion::forward(const Tensor& x, const Tensor& y) {
+Tensor LinearGLUFusion::forward(const Tensor& x, const Tensor& y, int64_t groups) {
   check_inputs(x, y);
-  const Tensor h = bn->forward(conv->forward(concat({x, y}, 1)));  // (B, 2C, L)
+  const Tensor h = bn->forward(conv->forward(concat({x, y}, 1)), groups);  // (B, 2C, L)
   return dropout->forward(glu(h, 1));                              // (B, C, L)
 }
 
@@ -107,9 +107,9 @@ ConcatFCFusion::ConcatFCFusion(int64_t C, int64_t L, double p, Generator* gen)
   dropout = register_module("dropout", std::make_shared<Dropout>(p));
 }
 
-Tensor ConcatFCFusion::forward(const Tensor& x, const Tensor& y) {
+Tensor ConcatFCFusion::forward(const Tensor& x, const Tensor& y, int64_t groups) {
   check_inputs(x, y);
-  const Tensor h = bn->forward(conv->forward(concat({x, y}, 1)));  // (B, C, L)
+  const Tensor h = bn->forward(conv->forward(concat({x, y}, 1)), groups);  // (B, C, L)
   return dropout->forward(relu(h));
 }
 

@@ -40,8 +40,11 @@ class FusionOp : public Module {
   FusionOpKind kind() const { return kind_; }
   int64_t channels() const { return C_; }
   int64_t length() const { return L_; }
-  virtual Tensor forward(const Tensor& x, const Tensor& y) = 0;
-  Tensor operator()(const Tensor& x, const Tensor& y) { return forward(x, y); }
+  // groups > 1: x and y hold that many independent batches back to back (the architecture draws of a
+  // search step, batched); the batch norms inside take their statistics per group.
+  virtual Tensor forward(const Tensor& x, const Tensor& y, int64_t groups) = 0;
+  Tensor forward(const Tensor& x, const Tensor& y) { return forward(x, y, 1); }
+  Tensor operator()(const Tensor& x, const Tensor& y) { return forward(x, y, 1); }
   using Module::forward;
 
  protected:
@@ -60,14 +63,16 @@ class FusionOp : public Module {
 class ZeroFusion : public FusionOp {
  public:
   ZeroFusion(int64_t C, int64_t L) : FusionOp(FusionOpKind::Zero, C, L) {}
-  Tensor forward(const Tensor& x, const Tensor& y) override;
+  Tensor forward(const Tensor& x, const Tensor& y, int64_t groups) override;
+  using FusionOp::forward;
 };
 
 // Sum(x, y) = x + y (DARTS).
 class SumFusion : public FusionOp {
  public:
   SumFusion(int64_t C, int64_t L) : FusionOp(FusionOpKind::Sum, C, L) {}
-  Tensor forward(const Tensor& x, const Tensor& y) override;
+  Tensor forward(const Tensor& x, const Tensor& y, int64_t groups) override;
+  using FusionOp::forward;
 };
 
 // Scaled dot-product attention across positions, no projections; x is the query, y the keys and values
@@ -79,7 +84,8 @@ class SumFusion : public FusionOp {
 class AttentionFusion : public FusionOp {
  public:
   AttentionFusion(int64_t C, int64_t L, double p = kAttentionDropout);
-  Tensor forward(const Tensor& x, const Tensor& y) override;
+  Tensor forward(const Tensor& x, const Tensor& y, int64_t groups) override;
+  using FusionOp::forward;
 
   std::shared_ptr<Dropout> dropout;
   std::shared_ptr<LayerNorm> ln;
@@ -92,7 +98,8 @@ class AttentionFusion : public FusionOp {
 class LinearGLUFusion : public FusionOp {
  public:
   LinearGLUFusion(int64_t C, int64_t L, double p, Generator* gen = nullptr);
-  Tensor forward(const Tensor& x, const Tensor& y) override;
+  Tensor forward(const Tensor& x, const Tensor& y, int64_t groups) override;
+  using FusionOp::forward;
 
   std::shared_ptr<Conv1d> conv;
   std::shared_ptr<BatchNorm> bn;
@@ -104,7 +111,8 @@ class LinearGLUFusion : public FusionOp {
 class ConcatFCFusion : public FusionOp {
  public:
   ConcatFCFusion(int64_t C, int64_t L, double p, Generator* gen = nullptr);
-  Tensor forward(const Tensor& x, const Tensor& y) override;
+  Tensor forward(const Tensor& x, const Tensor& y, int64_t groups) override;
+  using FusionOp::forward;
 
   std::shared_ptr<Conv1d> conv;
   std::shared_ptr<BatchNorm> bn;

@@ -10,61 +10,125 @@
 namespace stgs::nas {
 namespace {
 
-// One weighted term of a mixture: w[row, col] * x, with the sample's value of w[row, col] read on the host.
+// One weighted term of a mixture: w[d, row, col] * x for every draw d. x is (D B, C, L), one slice per draw,
+// or (B, C, L), shared by all draws (an input node). `live`: some draw's weight for it is nonzero.
 struct Term {
   Tensor x;
   int64_t row, col;
-  double weight;
+  bool live;
 };
 
-// The sample's weight of a term as a 0-dim view, to multiply a (B, C, L) tensor on any device.
-Tensor weight_at(const Tensor& w, int64_t row, int64_t col) { return w.select(0, row).select(0, col); }
+// The column w[:, row, col] of stacked weights (D, R, K) as a (D, 1) view.
+Tensor weight_column(const Tensor& w, int64_t row, int64_t col) {
+  return w.narrow(1, row, 1).narrow(2, col, 1).reshape({w.size(0), 1});
+}
 
-// sum_i w[row_i, col_i] * x_i over terms with distinct (row, col), all x_i of one shape; zeros shaped like
-// `like` (no gradient) when there are no terms. One autograd node for the whole sum instead of a node per
-// scalar view, product and addition:
-//   dx_i = w[row_i, col_i] g,   dw[row_i, col_i] = <g, x_i>,   dw = 0 elsewhere (w: the whole matrix).
-// A term whose weight is exactly 0 (every unselected term of a Hard sample) adds nothing to the value and
-// its dx_i is exactly 0, so neither is computed: the backward gives x_i no gradient at all, and the ops
-// that produced x_i run no backward (for an exact-path search step that skips three quarters of the fusion
-// ops' backward work). Its dw = <g, x_i> is still computed: that is the straight-through signal.
-Tensor mix(const Tensor& w, const std::vector<Term>& terms, const Tensor& like) {
-  if (terms.empty()) return zeros(like.shape(), like.dtype(), like.device());
-  Tensor out;
+// The columns w[:, row, col] of the terms `which`, side by side: (D, |which|).
+Tensor weight_columns(const Tensor& w, const std::vector<Term>& terms, const std::vector<size_t>& which) {
+  std::vector<Tensor> cols;
+  for (size_t i : which) cols.push_back(weight_column(w, terms[i].row, terms[i].col));
+  return concat(cols, 1);
+}
+
+// Draw by draw, sum_i w[d, row_i, col_i] * x_i[d] over terms with distinct (row, col); w: (D, R, K), every
+// x_i (D B, C, L) or shared (B, C, L); out: (D B, C, L), zeros (no gradient) when no term is live. One
+// autograd node for the whole sum. With g the output gradient viewed (D, n), n = B C L:
+//   dx_i[d] = w[d, row_i, col_i] g[d]  (summed over d for a shared x_i),   dw[d, row_i, col_i] = <g[d], x_i[d]>.
+// A term whose weight is exactly 0 in every draw (with a Hard sample: unselected everywhere) adds nothing to
+// the value and its dx_i is exactly 0, so neither is computed: the backward gives x_i no gradient at all,
+// and the ops that produced it run no backward (for an exact-path step, most of the fusion ops' backward
+// work). Its dw is still computed: that is the straight-through signal.
+// With several draws, the shared terms (the input nodes mixed into a cell) go through GEMMs: stacked as
+// X (T, n), their part of the output is W (D, T) X, of dw is g X^T and of their dx_i is W^T g, one pass each
+// instead of a multiply and an add over (D, n) per term.
+Tensor mix(const Tensor& w, const std::vector<Term>& terms, const Shape& out_shape) {
+  const int64_t D = w.size(0), n = out_shape.numel() / D;
+  const bool batched_shared = D > 1;
+  std::vector<size_t> shared;  // indices of shared terms, stacked in this order when batched_shared
+  for (size_t i = 0; i < terms.size(); ++i)
+    if (batched_shared && terms[i].x.size(0) * D == out_shape[0]) shared.push_back(i);
+  Tensor out, stacked_shared;  // stacked_shared: (T, n)
   {
     NoGradGuard no_grad;
-    for (const Term& t : terms) {
-      if (t.weight == 0) continue;
-      const Tensor p = mul(t.x, weight_at(w, t.row, t.col));
+    if (!shared.empty()) {
+      std::vector<Tensor> rows;
+      for (size_t i : shared) rows.push_back(terms[i].x.detach().reshape({1, n}));
+      stacked_shared = concat(rows, 0);
+      out = matmul(weight_columns(w, terms, shared), stacked_shared);  // (D, n); dead terms weigh 0 everywhere
+    }
+    for (size_t i = 0; i < terms.size(); ++i) {
+      const Term& t = terms[i];
+      if (!t.live || std::find(shared.begin(), shared.end(), i) != shared.end()) continue;
+      const Tensor p = mul(t.x.reshape({-1, n}), weight_column(w, t.row, t.col));  // (D, n)
       out = out.defined() ? add(out, p) : p;
     }
-    if (!out.defined()) out = zeros(like.shape(), like.dtype(), like.device());
+    out = out.defined() ? out.reshape(out_shape) : zeros(out_shape, w.dtype(), w.device());
   }
   std::vector<Tensor> inputs{w};
   for (const Term& t : terms) inputs.push_back(t.x);
-  if (!any_requires_grad(inputs)) return out;
+  if (terms.empty() || !any_requires_grad(inputs)) return out;
 
   std::vector<Term> saved;
-  for (const Term& t : terms) saved.push_back({t.x.detach(), t.row, t.col, t.weight});
+  for (const Term& t : terms) saved.push_back({t.x.detach(), t.row, t.col, t.live});
   const Tensor wd = w.detach();
-  record("search mix", out, inputs, [wd, saved](const Tensor& g, GradInputs& gi) {
+  record("search mix", out, inputs, [wd, saved, shared, stacked_shared, D, n](const Tensor& g, GradInputs& gi) {
+    const Tensor g2 = g.reshape({D, n});
+    const bool any_shared = !shared.empty();
+    auto is_shared = [&](size_t i) { return std::find(shared.begin(), shared.end(), i) != shared.end(); };
     if (gi.needs(0)) {
       Tensor dw = zeros(wd.shape(), wd.dtype(), wd.device());
-      const Tensor g_row = g.reshape({1, -1});  // (1, n)
-      for (const Term& t : saved)
-        dw.select(0, t.row).narrow(0, t.col, 1).copy_(matmul(g_row, t.x.reshape({-1, 1})).reshape({1}));
+      const Tensor dw_shared = any_shared ? matmul(g2, stacked_shared.transpose(0, 1)) : Tensor();  // (D, T)
+      for (size_t i = 0, s = 0; i < saved.size(); ++i) {
+        const Term& t = saved[i];
+        const Tensor dots = is_shared(i) ? dw_shared.narrow(1, int64_t(s++), 1)                         // (D, 1)
+                                         : sum(mul(g2, t.x.reshape({-1, n})), {1}).reshape({D, 1});
+        dw.narrow(1, t.row, 1).narrow(2, t.col, 1).copy_(dots.reshape({D, 1, 1}));
+      }
       gi.set(0, dw);
     }
-    for (size_t i = 0; i < saved.size(); ++i)
-      if (gi.needs(i + 1) && saved[i].weight != 0) gi.set(i + 1, mul(g, weight_at(wd, saved[i].row, saved[i].col)));
+    Tensor dx_shared;  // (T, n) = W^T g
+    for (size_t i = 0, s = 0; i < saved.size(); ++i) {
+      const Term& t = saved[i];
+      const bool sh = is_shared(i);
+      const int64_t slot = sh ? int64_t(s++) : -1;
+      if (!gi.needs(i + 1) || !t.live) continue;
+      if (sh) {
+        if (!dx_shared.defined()) dx_shared = matmul(weight_columns(wd, saved, shared).transpose(0, 1), g2);
+        gi.set(i + 1, dx_shared.narrow(0, slot, 1).reshape(t.x.shape()));
+        continue;
+      }
+      gi.set(i + 1, mul(g2, weight_column(wd, t.row, t.col)).reshape(t.x.shape()));
+    }
   });
   return out;
 }
 
-// The selected column of every row of a one-hot weight matrix (rows, K), read on the host; throws naming
-// the row unless it holds exactly one 1 and zeros elsewhere.
-std::vector<int64_t> one_hot_columns(const Tensor& w, const std::vector<double>& v, const char* name) {
-  const int64_t rows = w.size(0), K = w.size(1);
+// Sampled weights as stacked (D, R, K): one draw's (R, K) becomes (1, R, K).
+Tensor stacked(const Tensor& w) { return w.dim() == 2 ? w.unsqueeze(0) : w; }
+
+// A sampled weight matrix for D draws: stacked (D, R, K) and its host copy (for the liveness tests and the
+// fast path's selections).
+struct DrawWeights {
+  explicit DrawWeights(const Tensor& sample)
+      : w(stacked(sample)), host(w.to_vector<double>()), D(w.size(0)), R(w.size(1)), K(w.size(2)) {}
+  // Some draw gives w[., row, col] a nonzero weight.
+  bool live(int64_t row, int64_t col) const {
+    for (int64_t d = 0; d < D; ++d)
+      if (host[size_t((d * R + row) * K + col)] != 0) return true;
+    return false;
+  }
+  Tensor w;
+  std::vector<double> host;
+  int64_t D, R, K;
+};
+
+// The selected column of every row of one draw's one-hot weight matrix (rows, K); throws naming the row
+// unless it holds exactly one 1 and zeros elsewhere.
+std::vector<int64_t> one_hot_columns(const DrawWeights& w, const char* name) {
+  STGS_CHECK(w.D == 1, "SearchPath::Fast evaluates one draw at a time, but ", name, " holds ", w.D,
+             " stacked draws; use SearchPath::Exact");
+  const std::vector<double>& v = w.host;
+  const int64_t rows = w.R, K = w.K;
   std::vector<int64_t> cols(static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r) {
     int64_t ones = 0, zeros = 0;
@@ -87,11 +151,14 @@ std::vector<int64_t> one_hot_columns(const Tensor& w, const std::vector<double>&
   return cols;
 }
 
-// A sampled matrix must be (rows, cols) with the nodes' dtype and device.
+// A sampled matrix must be (rows, cols), or (D, rows, cols) for D stacked draws, with the nodes' dtype and
+// device.
 void check_weights(const char* where, const char* name, const Tensor& w, int64_t rows, int64_t cols,
                    const Tensor& like) {
-  STGS_CHECK(w.defined() && w.dim() == 2 && w.size(0) == rows && w.size(1) == cols, where, ": sample ", name,
-             " must be (", rows, ", ", cols, "), got ", w.defined() ? w.str() : "undefined");
+  STGS_CHECK(w.defined() && (w.dim() == 2 || (w.dim() == 3 && w.size(0) >= 1)) && w.size(-2) == rows &&
+                 w.size(-1) == cols,
+             where, ": sample ", name, " must be (", rows, ", ", cols, ") or (draws, ", rows, ", ", cols, "), got ",
+             w.defined() ? w.str() : "undefined");
   STGS_CHECK(w.dtype() == like.dtype() && w.device() == like.device(), where, ": sample ", name, " ", w.str(),
              " must have the dtype and device of the nodes, ", like.str());
 }
@@ -125,6 +192,16 @@ ArchSample sample_architecture(const ArchParams& arch, double lambda, GumbelMode
   return s;
 }
 
+ArchSample stack_draws(const std::vector<ArchSample>& draws) {
+  STGS_CHECK(!draws.empty(), "stack_draws: no draws");
+  auto stack = [&](Tensor ArchSample::*m) {
+    std::vector<Tensor> parts;
+    for (const ArchSample& d : draws) parts.push_back((d.*m).unsqueeze(0));
+    return concat(parts, 0);
+  };
+  return {stack(&ArchSample::alpha), stack(&ArchSample::beta), stack(&ArchSample::gamma)};
+}
+
 // ---- SearchCell -------------------------------------------------------------------------------------
 
 SearchCell::SearchCell(const SearchConfig& config, int index, Generator* gen)
@@ -156,12 +233,15 @@ Tensor SearchCell::forward(const Tensor& x, const Tensor& beta, const Tensor& ga
              ", ", L_, "), got ", x.defined() ? x.str() : "undefined");
   check_weights(where.c_str(), "beta", beta, layout_.beta_rows(), 2, x);
   check_weights(where.c_str(), "gamma", gamma, layout_.gamma_rows(), layout_.gamma_cols(), x);
+  const DrawWeights bw(beta), gw(gamma);
+  const int64_t D = bw.D;
+  STGS_CHECK(gw.D == D && x.size(0) % D == 0, where, ": beta ", beta.str(), ", gamma ", gamma.str(), " and x ",
+             x.str(), " must hold the same number of draws");
   const bool fast = path == SearchPath::Fast;
-  const std::vector<double> beta_host = beta.to_vector<double>(), gamma_host = gamma.to_vector<double>();  // host copies
   std::vector<int64_t> beta_sel, gamma_sel;
   if (fast) {
-    beta_sel = one_hot_columns(beta, beta_host, "beta");
-    gamma_sel = one_hot_columns(gamma, gamma_host, "gamma");
+    beta_sel = one_hot_columns(bw, "beta");
+    gamma_sel = one_hot_columns(gw, "gamma");
   }
 
   std::vector<Tensor> states{x, x};  // BM-NAS search: both inner inputs are the cell's input
@@ -170,22 +250,22 @@ Tensor SearchCell::forward(const Tensor& x, const Tensor& beta, const Tensor& ga
     for (int j = 0; j < 2 + k; ++j) {
       const int64_t r = layout_.beta_row(index_, k, j);
       if (!fast || beta_sel[size_t(r)] == kEdgeIdentity)
-        edges.push_back({states[size_t(j)], r, kEdgeIdentity, beta_host[size_t(r * 2 + kEdgeIdentity)]});
+        edges.push_back({states[size_t(j)], r, kEdgeIdentity, bw.live(r, kEdgeIdentity)});
     }
-    const Tensor t = mix(beta, edges, x);  // (B, C, L)
+    const Tensor t = mix(bw.w, edges, x.shape());  // (D B, C, L)
 
     const int64_t r = layout_.gamma_row(index_, k);
     std::vector<Term> fused;
     for (size_t o = 0; o < ops_[size_t(k)].size(); ++o) {
       const std::shared_ptr<FusionOp>& op = ops_[size_t(k)][o];
       if (op && (!fast || gamma_sel[size_t(r)] == int64_t(o)))
-        fused.push_back({op->forward(t, t), r, int64_t(o), gamma_host[size_t(r * gamma.size(1)) + o]});
+        fused.push_back({op->forward(t, t, D), r, int64_t(o), gw.live(r, int64_t(o))});
     }
-    states.push_back(mix(gamma, fused, x));  // s_k: (B, C, L)
+    states.push_back(mix(gw.w, fused, x.shape()));  // s_k: (D B, C, L)
   }
 
-  const Tensor h = concat(std::vector<Tensor>(states.begin() + 2, states.end()), 1);  // (B, steps C, L)
-  const Tensor y = dropout_->forward(relu(bn_->forward(conv_->forward(h))));           // (B, C, L)
+  const Tensor h = concat(std::vector<Tensor>(states.begin() + 2, states.end()), 1);  // (D B, steps C, L)
+  const Tensor y = dropout_->forward(relu(bn_->forward(conv_->forward(h), D)));        // (D B, C, L)
   return ln_->forward(add(y, x));
 }
 
@@ -240,25 +320,26 @@ Tensor SearchNetwork::forward_nodes(const std::vector<Tensor>& nodes, const Arch
   for (int i = 0; i < N; ++i)
     check_node(where, "node " + std::to_string(i), nodes[size_t(i)], B, config_.C, config_.L);
   check_weights(where, "alpha", sample.alpha, layout_.alpha_rows(), 2, nodes[0]);
+  const DrawWeights aw(sample.alpha);
   const bool fast = path == SearchPath::Fast;
-  const std::vector<double> alpha_host = sample.alpha.to_vector<double>();  // host copy
-  const std::vector<int64_t> alpha_sel =
-      fast ? one_hot_columns(sample.alpha, alpha_host, "alpha") : std::vector<int64_t>{};
+  const std::vector<int64_t> alpha_sel = fast ? one_hot_columns(aw, "alpha") : std::vector<int64_t>{};
 
+  // The nodes are shared by the D draws; each cell's output holds all draws: (D B, C, L).
+  const Shape batch_shape{aw.D * B, config_.C, config_.L};
   std::vector<Tensor> states = nodes;  // inputs, then each cell's output
   for (int v = 0; v < config_.cells; ++v) {
     std::vector<Term> edges;
     for (int u = 0; u < N + v; ++u) {
       const int64_t r = layout_.alpha_row(v, u);
       if (!fast || alpha_sel[size_t(r)] == kEdgeIdentity)
-        edges.push_back({states[size_t(u)], r, kEdgeIdentity, alpha_host[size_t(r * 2 + kEdgeIdentity)]});
+        edges.push_back({states[size_t(u)], r, kEdgeIdentity, aw.live(r, kEdgeIdentity)});
     }
-    const Tensor x = mix(sample.alpha, edges, nodes[0]);  // (B, C, L)
+    const Tensor x = mix(aw.w, edges, batch_shape);  // (D B, C, L)
     states.push_back(cells_[size_t(v)]->forward(x, sample.beta, sample.gamma, path));
   }
 
-  const Tensor h = concat(std::vector<Tensor>(states.begin() + N, states.end()), 1);  // (B, cells C, L)
-  return classifier_->forward(relu(head_norm_->forward(h)).flatten(1));             // (B, num_classes)
+  const Tensor h = concat(std::vector<Tensor>(states.begin() + N, states.end()), 1);  // (D B, cells C, L)
+  return classifier_->forward(relu(head_norm_->forward(h)).flatten(1));             // (D B, num_classes)
 }
 
 Tensor SearchNetwork::forward(const std::vector<Tensor>& features, const ArchSample& sample, SearchPath path) {
@@ -268,6 +349,13 @@ Tensor SearchNetwork::forward(const std::vector<Tensor>& features, const ArchSam
 Tensor sampled_loss(SearchNetwork& net, const std::vector<Tensor>& nodes, const ArchParams& arch, const Tensor& labels,
                     double lambda, int M, GumbelMode mode, SearchPath path, Generator* gen) {
   STGS_CHECK(M >= 1, "sampled_loss: the number of samples M must be >= 1, got ", M);
+  if (path == SearchPath::Exact) {
+    // All M draws in one batch of M B samples: the mean over its rows is the mean of the M per-draw means.
+    std::vector<ArchSample> draws;
+    for (int m = 0; m < M; ++m) draws.push_back(sample_architecture(arch, lambda, mode, gen));
+    const Tensor logits = net.forward_nodes(nodes, stack_draws(draws), path);  // (M B, num_classes)
+    return cross_entropy(logits, M == 1 ? labels : concat(std::vector<Tensor>(size_t(M), labels), 0));
+  }
   Tensor total;
   for (int m = 0; m < M; ++m) {
     const Tensor loss = cross_entropy(net.forward_nodes(nodes, sample_architecture(arch, lambda, mode, gen), path),

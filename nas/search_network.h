@@ -33,11 +33,14 @@
 //   i.e. the exact path's gradient with G masked by the one-hot sample. Network-weight gradients equal the
 //   exact path's (the parameters of unused ops get none instead of zeros).
 //
-// Cost for the M samples of a step: compute the nodes once with reshape_inputs and pass them to every draw;
-// sampled_loss averages the M losses into one tensor, so ONE backward runs the reshape layers' backward once
-// for all draws (the sum of the M gradients reaching the nodes), cheaper than M backward passes with
-// retain_graph, and equal to their average. The price is memory: the M draws' activations live until that
-// backward (a few MB per draw at the paper's sizes and batch 8).
+// Cost for the M samples of a step: compute the nodes once with reshape_inputs and share them between the
+// draws. On the exact path the M draws run as ONE batch of M B samples (stack_draws): every op runs once on
+// M times the data (GEMMs with M B L columns, elementwise work large enough for every core) instead of M
+// times on small tensors, and the batch norms take their statistics per draw (batch_norm groups), so the
+// values, gradients and running statistics are those of M separate forwards. One backward then gives the
+// average gradient. The fast path evaluates draw by draw (each selects its own ops) and averages the M
+// losses into one graph. The price is memory: the M draws' activations live until that backward (a few MB
+// per draw at the paper's sizes and batch 8).
 #pragma once
 
 #include <memory>
@@ -82,6 +85,10 @@ struct ArchSample {
 // the logits unless sampled under a NoGradGuard (a weight step needs no architecture gradient).
 ArchSample sample_architecture(const ArchParams& arch, double lambda, GumbelMode mode, Generator* gen = nullptr);
 
+// D draws stacked for one batched forward: each matrix becomes (D, rows, K), draw d at index d
+// (differentiable: the gradient of each slice reaches that draw's sample).
+ArchSample stack_draws(const std::vector<ArchSample>& draws);
+
 enum class SearchPath { Exact, Fast };
 
 // ---- the network ---------------------------------------------------------------------------------
@@ -94,7 +101,8 @@ class SearchCell : public Module {
   SearchCell(const SearchConfig& config, int index, Generator* gen = nullptr);
 
   // x: (B, C, L), the cell's input; beta: (beta_rows, 2) and gamma: (gamma_rows, |ops|), the WHOLE sampled
-  // matrices (the cell reads its own rows) -> (B, C, L). x, beta and gamma share dtype and device.
+  // matrices (the cell reads its own rows) -> (B, C, L). x, beta and gamma share dtype and device. For D
+  // stacked draws beta and gamma are (D, rows, K) and x holds the draws back to back: (D B, C, L).
   Tensor forward(const Tensor& x, const Tensor& beta, const Tensor& gamma, SearchPath path);
   using Module::forward;
 
@@ -120,7 +128,8 @@ class SearchNetwork : public Module {
   // depend on the architecture: compute it once per batch and reuse it for all M draws.
   std::vector<Tensor> reshape_inputs(const std::vector<Tensor>& features);
   // nodes: N tensors (B, C, L); sample: matrices in ArchLayout's shapes, the nodes' dtype and device
-  // -> logits (B, num_classes), class 1 = fake.
+  // -> logits (B, num_classes), class 1 = fake. With D stacked draws (stack_draws) the nodes are shared and
+  // the logits are (D B, num_classes), draw d in rows [d B, (d + 1) B); exact path only.
   Tensor forward_nodes(const std::vector<Tensor>& nodes, const ArchSample& sample, SearchPath path);
   // forward_nodes(reshape_inputs(features), sample, path), for a single draw (validation, inference).
   Tensor forward(const std::vector<Tensor>& features, const ArchSample& sample, SearchPath path);

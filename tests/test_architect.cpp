@@ -42,12 +42,14 @@ SearchBatch make_batch(Generator& gen, int informative, int64_t B = 16) {
   return b;
 }
 
-// P(Identity) of cell 0's edge from each input node.
-std::vector<double> cell0_edge_probs(const ArchParams& arch) {
+// P(Identity) of the last cell's edge from each input node. The informative node reaches the head through
+// either cell; over seeds 5-10 the search routed it through the last cell's direct edge every time (P 0.80-
+// 0.93), while which of cell 0's edges won varied with the random stream (dropout masks, draws).
+std::vector<double> last_cell_edge_probs(const ArchParams& arch, int cells) {
   const Tensor p = softmax(arch.alpha.detach(), -1);
   std::vector<double> out;
   for (int u = 0; u < 3; ++u) {
-    const int64_t row = arch.layout().alpha_row(0, u);
+    const int64_t row = arch.layout().alpha_row(cells - 1, u);
     out.push_back(p.to_vector<float>()[size_t(row * 2 + kEdgeIdentity)]);
   }
   return out;
@@ -72,9 +74,9 @@ void run_search(GumbelMode mode, SearchPath path) {
   const double entropy_before = arch_entropies(arch).alpha;
   double last_train = 0;
   for (int s = 0; s < steps; ++s) last_train = architect.step(make_batch(data, 1), make_batch(data, 1), s / 20).train_loss;
-  const std::vector<double> p = cell0_edge_probs(arch);
+  const std::vector<double> p = last_cell_edge_probs(arch, config.cells);
   const double entropy_after = arch_entropies(arch).alpha;
-  INFO("P(identity) of cell 0's edges: " << p[0] << " " << p[1] << " " << p[2] << "; E(alpha) " << entropy_before
+  INFO("P(identity) of the last cell's input edges: " << p[0] << " " << p[1] << " " << p[2] << "; E(alpha) " << entropy_before
                                          << " -> " << entropy_after << "; last training loss " << last_train);
   CHECK(p[1] > p[0] + 0.1);
   CHECK(p[1] > p[2] + 0.1);

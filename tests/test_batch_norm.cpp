@@ -207,6 +207,39 @@ TEST_CASE("gradcheck: batch_norm training", "[batchnorm][grad]") {
   }
 }
 
+TEST_CASE("batch_norm groups: one call on G batches back to back equals G calls in order", "[batchnorm]") {
+  // Values, running statistics (updated group after group) and the gradients of x, weight and bias.
+  const int64_t G = 3, Ng = 4, C = 5, S = 6;
+  const Tensor x = normal64({G * Ng, C, S}, 500) * 2.0 + 1.0;
+  const Tensor w = normal64({C}, 501), b = normal64({C}, 502), gy = normal64({G * Ng, C, S}, 503);
+  Tensor rm1 = normal64({C}, 504), rv1 = positive({C}, 505);
+  Tensor rm2 = rm1.clone(), rv2 = rv1.clone();
+  Tensor x1 = x.clone().set_requires_grad(true), w1 = w.clone().set_requires_grad(true),
+         b1 = b.clone().set_requires_grad(true);
+  const Tensor y1 = batch_norm(x1, w1, b1, rm1, rv1, true, 0.1, 1e-5, G);
+  sum(mul(y1, gy)).backward();
+  Tensor x2 = x.clone().set_requires_grad(true), w2 = w.clone().set_requires_grad(true),
+         b2 = b.clone().set_requires_grad(true);
+  std::vector<Tensor> parts;
+  for (int64_t g = 0; g < G; ++g) parts.push_back(batch_norm(x2.narrow(0, g * Ng, Ng), w2, b2, rm2, rv2, true));
+  const Tensor y2 = concat(parts, 0);
+  sum(mul(y2, gy)).backward();
+  check_close(y1.to_vector<double>(), y2.to_vector<double>(), 1e-12, "y");
+  check_close(rm1.to_vector<double>(), rm2.to_vector<double>(), 1e-12, "running_mean");
+  check_close(rv1.to_vector<double>(), rv2.to_vector<double>(), 1e-12, "running_var");
+  check_close(x1.grad().to_vector<double>(), x2.grad().to_vector<double>(), 1e-12, "dx");
+  check_close(w1.grad().to_vector<double>(), w2.grad().to_vector<double>(), 1e-12, "dweight");
+  check_close(b1.grad().to_vector<double>(), b2.grad().to_vector<double>(), 1e-12, "dbias");
+  // Groups are about batch statistics: eval mode ignores them.
+  check_close(batch_norm(x, w, b, rm1, rv1, false, 0.1, 1e-5, G).to_vector<double>(),
+              batch_norm(x, w, b, rm1, rv1, false).to_vector<double>(), 0, "eval");
+  gradcheck("batch_norm train, 3 groups",
+            [G](const V& v) { return tanh(batch_norm(v[0], v[1], v[2], Tensor(), Tensor(), true, 0.1, 1e-5, G)); },
+            {x, w, b});
+  CHECK_THROWS_WITH(batch_norm(x, w, b, Tensor(), Tensor(), true, 0.1, 1e-5, 5),
+                    Catch::Contains("5 groups do not divide the batch of input F64[12, 5, 6]"));
+}
+
 TEST_CASE("gradcheck: batch_norm eval", "[batchnorm][grad]") {
   uint64_t seed = 400;
   for (const Shape& shape : {Shape{3, 4, 5, 3}, Shape{5, 3, 7}, Shape{7, 4}, Shape{1, 3}}) {

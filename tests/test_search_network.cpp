@@ -451,9 +451,12 @@ TEST_CASE("sampled_loss: the mean of M independent draws, one backward for all o
   loss.backward();
   const Tensor w = net.named_parameters()[0].second;  // reshape.0.conv.weight
   const std::vector<double> one_backward = w.grad().to_vector<double>();
+  std::vector<std::vector<double>> arch_batched;
+  for (const Tensor& p : arch.parameters()) arch_batched.push_back(p.grad().to_vector<double>());
 
   // The same draws one at a time, each with its own graph and backward.
   net.zero_grad();
+  arch.zero_grad();
   Generator replay(73);
   double total = 0;
   for (int m = 0; m < M; ++m) {
@@ -466,6 +469,10 @@ TEST_CASE("sampled_loss: the mean of M independent draws, one backward for all o
   CHECK(gen.offset() == replay.offset());
   CHECK(loss.item() == Approx(total / M).epsilon(1e-5));
   CHECK(max_abs_diff(w.grad().to_vector<double>(), one_backward) < 1e-6);
+  for (size_t i = 0; i < arch_batched.size(); ++i) {
+    INFO("architecture gradient " << i << " (alpha, beta, gamma)");
+    CHECK(max_abs_diff(arch.parameters()[i].grad().to_vector<double>(), arch_batched[i]) < 1e-6);
+  }
 
   CHECK_THROWS_WITH(sampled_loss(net, net.reshape_inputs(features), arch, labels, 10, 0, GumbelMode::Hard,
                                  SearchPath::Exact, &gen),
@@ -539,11 +546,11 @@ TEST_CASE("SearchNetwork rejects wrong input counts, shapes and samples with err
   ArchSample wrong = s;
   wrong.gamma = zeros({4, 4});
   CHECK_THROWS_WITH(net.forward_nodes(nodes, wrong, SearchPath::Exact),
-                    Catch::Contains("sample gamma must be (4, 5), got F32[4, 4]"));
+                    Catch::Contains("sample gamma must be (4, 5) or (draws, 4, 5), got F32[4, 4]"));
   wrong = s;
   wrong.alpha = Tensor();
   CHECK_THROWS_WITH(net.forward_nodes(nodes, wrong, SearchPath::Exact),
-                    Catch::Contains("sample alpha must be (7, 2), got undefined"));
+                    Catch::Contains("sample alpha must be (7, 2) or (draws, 7, 2), got undefined"));
   wrong = s;
   wrong.beta = s.beta.to(DType::F64);
   CHECK_THROWS_WITH(net.forward_nodes(nodes, wrong, SearchPath::Exact),

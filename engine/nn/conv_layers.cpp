@@ -64,11 +64,14 @@ BatchNorm::BatchNorm(int64_t num_features, double eps, double momentum, bool aff
   num_batches_tracked = register_buffer("num_batches_tracked", zeros(Shape{}, DType::I64));
 }
 
-Tensor BatchNorm::forward(const Tensor& x) {
+Tensor BatchNorm::forward(const Tensor& x) { return forward(x, 1); }
+
+Tensor BatchNorm::forward(const Tensor& x, int64_t groups) {
   STGS_CHECK(x.defined() && x.dim() >= 2 && x.size(1) == num_features_, "BatchNorm(", num_features_,
              "): input must be (N, ", num_features_, ", ...), got ", x.defined() ? x.str() : "undefined");
-  if (is_training()) num_batches_tracked.fill_(double(++batches_tracked_));
-  return batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum_, eps_);
+  Tensor y = batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum_, eps_, groups);
+  if (is_training()) num_batches_tracked.fill_(double(batches_tracked_ += groups));
+  return y;
 }
 
 void BatchNorm::state_loaded() { batches_tracked_ = int64_t(num_batches_tracked.item()); }

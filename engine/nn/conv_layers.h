@@ -61,6 +61,9 @@ class BatchNorm : public Module {
  public:
   explicit BatchNorm(int64_t num_features, double eps = 1e-5, double momentum = 0.1, bool affine = true);
   Tensor forward(const Tensor& x) override;
+  // x holds `groups` independent batches back to back; training takes statistics per group and updates the
+  // running ones group by group (batch_norm's groups), counting `groups` batches.
+  Tensor forward(const Tensor& x, int64_t groups);
 
   int64_t num_features() const { return num_features_; }
   Tensor weight;  // (C) ones; undefined without affine
