@@ -435,10 +435,14 @@ TEST_CASE("Soft and plain-softmax weights run the exact path; the fast path reje
 
 TEST_CASE("sampled_loss: the mean of M independent draws, one backward for all of them", "[nas]") {
   SearchConfig config = small_config();
-  config.ops = {FusionOpKind::Zero, FusionOpKind::Sum, FusionOpKind::LinearGLU, FusionOpKind::ConcatFC};
   SearchNetwork net(config);
   ArchParams arch(config);
   randomise_logits(arch, 71);
+  // The exact path runs the M draws as one batch (batch norms with per-draw statistics); without dropout
+  // (attention's is fixed at 0.1) the values and gradients must be those of M separate forwards.
+  for (auto& [name, module] : net.named_modules())
+    if (name.size() >= 7 && name.compare(name.size() - 7, 7, "dropout") == 0) module->eval();
+  const StateDict stats_before = net.state_dict().clone();
   const std::vector<Tensor> features = make_features(config, 4, DType::F32, 72);
   const Tensor labels = from_vector<int64_t>({0, 1, 1, 0}, {4});
   const int M = 4;
@@ -451,6 +455,11 @@ TEST_CASE("sampled_loss: the mean of M independent draws, one backward for all o
   loss.backward();
   const Tensor w = net.named_parameters()[0].second;  // reshape.0.conv.weight
   const std::vector<double> one_backward = w.grad().to_vector<double>();
+  std::vector<std::vector<double>> net_batched;
+  for (const Tensor& p : net.parameters()) net_batched.push_back(p.grad().defined() ? p.grad().to_vector<double>()
+                                                                                    : std::vector<double>());
+  const StateDict stats_batched = net.state_dict().clone();
+  net.load_state_dict(stats_before);  // the running statistics as they were
   std::vector<std::vector<double>> arch_batched;
   for (const Tensor& p : arch.parameters()) arch_batched.push_back(p.grad().to_vector<double>());
 
@@ -472,6 +481,21 @@ TEST_CASE("sampled_loss: the mean of M independent draws, one backward for all o
   for (size_t i = 0; i < arch_batched.size(); ++i) {
     INFO("architecture gradient " << i << " (alpha, beta, gamma)");
     CHECK(max_abs_diff(arch.parameters()[i].grad().to_vector<double>(), arch_batched[i]) < 1e-6);
+  }
+  const std::vector<std::pair<std::string, Tensor>> params = net.named_parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    INFO("weight gradient of " << params[i].first);
+    const Tensor g = params[i].second.grad();
+    REQUIRE(g.defined() == !net_batched[i].empty());
+    if (g.defined()) CHECK(max_abs_diff(g.to_vector<double>(), net_batched[i]) < 1e-5);
+  }
+  // Running statistics after the M separate draws (whose replay runs the reshape layers once per draw, the
+  // batched step once for all: those are left out).
+  const StateDict stats_sequential = net.state_dict();
+  for (const auto& [name, value] : stats_batched) {
+    if (name.rfind("reshape.", 0) == 0) continue;
+    INFO("state " << name);
+    CHECK(max_abs_diff(stats_sequential.at(name).to_vector<double>(), value.to_vector<double>()) < 1e-5);
   }
 
   CHECK_THROWS_WITH(sampled_loss(net, net.reshape_inputs(features), arch, labels, 10, 0, GumbelMode::Hard,
