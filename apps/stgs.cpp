@@ -1,10 +1,11 @@
-// The `stgs` command: one binary, subcommands (apps/cmd_*.cpp). Later issues add search, train, eval and
-// data commands.
+// The `stgs` command: one binary, subcommands (apps/cmd_*.cpp). Exit status: what the subcommand returns,
+// 1 on an error it raises, 2 on a usage error (an unknown command, flag or config key; a missing argument).
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string>
 
+#include "apps/cli.h"
 #include "apps/commands.h"
 #include "engine/storage.h"
 #include "engine/version.h"
@@ -64,6 +65,9 @@ int main(int argc, char** argv) {
     if (cmd == "extract") return stgs::apps::run_extract(argc - 2, argv + 2);
     if (cmd == "search") return stgs::apps::run_search(argc - 2, argv + 2);
     if (cmd == "eval") return stgs::apps::run_eval(argc - 2, argv + 2);
+  } catch (const stgs::apps::UsageError& e) {
+    std::fprintf(stderr, "%s\n(`stgs %s --help` lists the options)\n", e.what(), cmd.c_str());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "stgs %s: error: %s\n", cmd.c_str(), e.what());
     return 1;
