@@ -4,29 +4,26 @@
 #include <string>
 #include <vector>
 
+#include "apps/cli.h"
 #include "apps/commands.h"
 #include "data/augment.h"
 
 namespace stgs::apps {
 namespace {
 
-void print_augment_help(FILE* out) {
-  std::fprintf(out,
-               "usage: stgs augment --list\n"
-               "\n"
-               "The 36 augmentations applied offline when the feature cache is built: 24 on the face frames\n"
-               "(flip, rotations, scale, translation, brightness, contrast, saturation, hue, blur, pixel noise,\n"
-               "JPEG, grayscale) and 12 on the audio (white noise at a set SNR, time shift, gain, pitch shift,\n"
-               "time stretch, time reverse on the 16 kHz waveform; SpecAugment time and frequency masks on the\n"
-               "magnitude spectrogram). Each has a fixed strength, named in it (rotate_10: up to 10 degrees).\n"
-               "Random parameters (an angle, a shift, a noise field, a mask) come from a Philox generator keyed\n"
-               "by a seed, so the same seed gives bitwise the same output.\n"
-               "\n"
-               "options:\n"
-               "  --list        print index (0-based, the catalogue order), name, target and description\n"
-               "  -h, --help    show this text\n"
-               "\n"
-               "exit status: 0 on success, 2 on a usage error.\n");
+CommandLine augment_flags() {
+  return CommandLine(
+      "stgs augment", "stgs augment --list",
+      "The 36 augmentations applied offline when the feature cache is built: 24 on the face frames\n"
+      "(flip, rotations, scale, translation, brightness, contrast, saturation, hue, blur, pixel noise,\n"
+      "JPEG, grayscale) and 12 on the audio (white noise at a set SNR, time shift, gain, pitch shift,\n"
+      "time stretch, time reverse on the 16 kHz waveform; SpecAugment time and frequency masks on the\n"
+      "magnitude spectrogram). Each has a fixed strength, named in it (rotate_10: up to 10 degrees).\n"
+      "Random parameters (an angle, a shift, a noise field, a mask) come from a Philox generator keyed\n"
+      "by a seed, so the same seed gives bitwise the same output.\n"
+      "\n"
+      "exit status: 0 on success, 2 on a usage error.",
+      {{"list", false, "print index (0-based, the catalogue order), name, target and description"}});
 }
 
 void print_catalogue() {
@@ -48,22 +45,12 @@ void print_catalogue() {
 }  // namespace
 
 int run_augment(int argc, char** argv) {
-  bool list = false;
-  for (int i = 0; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "-h" || arg == "--help") {
-      print_augment_help(stdout);
-      return 0;
-    } else if (arg == "--list") {
-      list = true;
-    } else {
-      std::fprintf(stderr, "stgs augment: unknown argument '%s'\n\n", arg.c_str());
-      print_augment_help(stderr);
-      return 2;
-    }
-  }
-  if (!list) {
-    print_augment_help(stderr);
+  const CommandLine flags = augment_flags();
+  const std::optional<ParsedCommand> parsed = flags.parse_or_print_help(argc, argv);
+  if (!parsed) return 0;
+  const ParsedCommand& cmd = *parsed;
+  if (!cmd.config["list"].get<bool>()) {
+    flags.print_help(stderr);
     return 2;
   }
   print_catalogue();

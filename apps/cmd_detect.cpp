@@ -40,7 +40,9 @@ CommandLine detect_flags() {
       "are decoded with ffmpeg; --audio replaces the sound). The clip goes through exactly the preprocessing the\n"
       "run's feature cache recorded: its K frames of S x S pixels, its spectrogram statistics and backbones, whose\n"
       "SHA-256 must still match. With --manifest, every clip of the manifest (or of --split) is scored into a CSV.",
-      {{"audio", "", "the clip's audio file, required with a frames directory (none: a video's own sound)", "FILE"},
+      {Flag{"clip", "", "the clip: a directory of frame images (with --audio) or a video file", "CLIP"}.positional(),
+       Flag{"run", "", "the finished `stgs eval` run directory", "RUN_DIR"}.positional(),
+       {"audio", "", "the clip's audio file, required with a frames directory (none: a video's own sound)", "FILE"},
        {"face-box", "", "the face in pixels of the frames (none: the centre square)", "X,Y,W,H"},
        {"manifest", "", "score every clip of this manifest instead of one clip (needs --out)", "MANIFEST"},
        {"split", "", "with --manifest: only this split, train, val or test (none: every clip)", "SPLIT"},
@@ -48,9 +50,9 @@ CommandLine detect_flags() {
        {"image-backbone", "", "the image backbone, when it moved since extraction (same SHA-256)", "FILE"},
        {"audio-backbone", "", "the audio backbone, when it moved since extraction (same SHA-256)", "FILE"},
        {"stats", "", "the spectrogram statistics, when they moved since extraction (same SHA-256)", "FILE"},
-       {"threshold", 0.5, "P(fake) at or above which a clip is called fake"},
-       {"batch", 16, "with --manifest: clips per backbone pass"},
-       {"workers", 2, "with --manifest: loader threads decoding clips ahead of the backbones"},
+       Flag{"threshold", 0.5, "P(fake) at or above which a clip is called fake"}.in(0, 1),
+       Flag{"batch", 16, "with --manifest: clips per backbone pass"}.in(1, 1 << 20),
+       Flag{"workers", 2, "with --manifest: loader threads decoding clips ahead of the backbones"}.in(1, 256),
        {"device", "auto", "auto, cpu, cuda or cuda:N"},
        {"json", false, "print one JSON object instead of text"},
        {"quiet", false, "no progress bar"}});
@@ -72,7 +74,7 @@ std::string prediction(double p, double threshold) { return p >= threshold ? "fa
 
 int detect_one(const ParsedCommand& cmd, Detector& detector) {
   const nlohmann::json& c = cmd.config;
-  const std::string clip = cmd.positional[0], audio = c["audio"], face_box = c["face_box"];
+  const std::string clip = c["clip"], audio = c["audio"], face_box = c["face_box"];
   const double threshold = c["threshold"];
   std::optional<data::PixelBox> box;
   if (!face_box.empty()) {
@@ -180,28 +182,26 @@ int detect_manifest(const ParsedCommand& cmd, Detector& detector) {
 
 int run_detect(int argc, char** argv) {
   const CommandLine flags = detect_flags();
-  const ParsedCommand cmd = flags.parse(argc, argv);
-  if (cmd.help) {
-    flags.print_help(stdout);
-    return 0;
-  }
-  const nlohmann::json& c = cmd.config;
+  const std::optional<ParsedCommand> parsed = flags.parse_or_print_help(argc, argv);
+  if (!parsed) return 0;
+  ParsedCommand cmd = *parsed;
+  nlohmann::json& c = cmd.config;
   const bool batch = !c["manifest"].get<std::string>().empty();
+  // `stgs detect --manifest MANIFEST RUN_DIR`: the one argument fills the first positional flag, CLIP.
+  if (batch && c["run"] == "") std::swap(c["clip"], c["run"]);
   if (batch) {
-    STGS_CHECK(cmd.positional.size() == 1, "expected `stgs detect --manifest MANIFEST RUN_DIR --out SCORES.csv`, got ",
-               cmd.positional.size(), " arguments besides the flags; see --help");
-    STGS_CHECK(!c["out"].get<std::string>().empty(), "--manifest needs --out SCORES.csv (the file to write)");
-  } else {
-    STGS_CHECK(cmd.positional.size() == 2, "expected `stgs detect CLIP RUN_DIR` (or --manifest MANIFEST RUN_DIR), got ",
-               cmd.positional.size(), " arguments besides the flags; see --help");
+    if (c["run"] == "" || c["clip"] != "")
+      throw UsageError("stgs detect: expected `stgs detect --manifest MANIFEST RUN_DIR --out SCORES.csv` (no CLIP)");
+    if (c["out"] == "") throw UsageError("stgs detect: --manifest needs --out SCORES.csv (the file to write)");
+  } else if (c["clip"] == "" || c["run"] == "") {
+    throw UsageError("stgs detect: expected `stgs detect CLIP RUN_DIR` (or --manifest MANIFEST RUN_DIR)");
   }
-  STGS_CHECK(c["batch"].get<int64_t>() >= 1 && c["workers"].get<int64_t>() >= 1, "--batch and --workers must be >= 1");
   DetectorOptions options;
   options.image_backbone = c["image_backbone"];
   options.audio_backbone = c["audio_backbone"];
   options.stats = c["stats"];
   options.device = parse_device_option("stgs detect", c["device"]);
-  Detector detector(cmd.positional.back(), options);
+  Detector detector(c["run"], options);
   return batch ? detect_manifest(cmd, detector) : detect_one(cmd, detector);
 }
 

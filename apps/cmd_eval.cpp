@@ -1,6 +1,7 @@
 // `stgs eval [SEARCH_RUN_DIR] [options]`: trains the fixed network of a searched genotype from scratch on the
-// feature cache, selects the epoch on validation, and scores the test split once with those weights; beside
-// it, the same training on single-modality versions of the genotype, for the report's comparison.
+// feature cache (or caches, --protocol; apps/protocol.h), selects the epoch on validation, and scores the test
+// split once with those weights; beside it, the same training on single-modality versions of the genotype, for
+// the report's comparison.
 //
 // Run directory (runs/<name>-<timestamp>/; README "Run directories"):
 //   config.json, log.txt, genotype.json (the genotype evaluated)
@@ -8,9 +9,10 @@
 //   checkpoints/last.safetensors   the fused model's whole training state (resume); best weights inside
 //   scores.csv                     test split: id, label, P(fake) of the fused model
 //   roc.csv                        its ROC curve: threshold, fpr, tpr
-//   results.json                   AUC, ACC at 0.5, EER, fusion and total parameters, seconds, per model
+//   results.json                   AUC, ACC at 0.5, EER, fusion and total parameters, seconds, per model; the
+//                                  protocol and the caches of each split
 //   models/image-only.safetensors, models/audio-only.safetensors   their best weights and genotypes (stgs detect)
-//   report.md                      the results table and the figures (apps/run_report.h)
+//   report.md                      the protocol, the results table and the figures (apps/run_report.h)
 //   loss.png, roc.png              when gnuplot is installed
 #include <chrono>
 #include <cmath>
@@ -26,16 +28,17 @@
 #include "apps/model_file.h"
 #include "apps/options.h"
 #include "apps/progress.h"
+#include "apps/protocol.h"
 #include "apps/run_dir.h"
 #include "apps/run_report.h"
 #include "apps/run_tables.h"
+#include "apps/search_commands.h"
 #include "engine/io/safetensors.h"
 #include "kernels/check.h"
 #include "nas/fixed_run.h"
 #include "nas/metrics.h"
 
 namespace stgs::apps {
-namespace {
 
 namespace fs = std::filesystem;
 
@@ -45,15 +48,25 @@ CommandLine eval_flags() {
       "Trains the fixed network of a searched genotype from scratch on the feature cache, keeps the epoch with\n"
       "the best validation AUC, and reports test AUC, accuracy at 0.5, EER and parameter counts. The genotype\n"
       "comes from SEARCH_RUN_DIR/genotype.json (default: the newest search run under --runs-dir) or --genotype;\n"
-      "the features from that run's config or --features. Image-only and audio-only versions of the genotype are\n"
-      "trained the same way for comparison (--no-unimodal skips them).",
-      {{"features", "", "the feature cache directory (default: the search run's)", "DIR"},
+      "the features (and the protocol) from that run's config or --features. Image-only and audio-only versions\n"
+      "of the genotype are trained the same way for comparison (--no-unimodal skips them).",
+      {Flag{"search-run", "", "the search run whose genotype and features to use (default: the newest under "
+            "--runs-dir)", "SEARCH_RUN_DIR"}.positional(),
+       {"features", "",
+        "the feature cache directory, or with --protocol mixed two or more separated by commas (default: the "
+        "search run's)",
+        "DIR[,DIR...]"},
+       Flag{"protocol", "within",
+            "within: one cache's splits; mixed: the union of several caches' splits; cross: train and val of "
+            "--features, test of --test-features; without --features, the search run's"}
+           .one_of({"within", "mixed", "cross"}),
+       {"test-features", "", "with --protocol cross: the cache whose test split is scored", "DIR"},
        {"genotype", "", "genotype JSON to evaluate (default: SEARCH_RUN_DIR/genotype.json)", "FILE"},
        {"resume", "", "continue the evaluation run in this directory (no other options)", "RUN_DIR"},
        {"runs-dir", "runs", "where the run directory is created (and the newest search run is looked for)", "DIR"},
        {"name", "eval", "run name: the directory is <runs-dir>/<name>-<timestamp>", "NAME"},
-       {"epochs", 30, "training epochs"},
-       {"batch", 8, "batch size"},
+       Flag{"epochs", 30, "training epochs"}.at_least(1),
+       Flag{"batch", 8, "batch size"}.at_least(2),
        {"lr", 1e-3, "Adam learning rate, cosine schedule maximum"},
        {"weight-decay", 1e-4, "Adam weight decay"},
        {"seed", 1, "seed of every random choice"},
@@ -62,6 +75,8 @@ CommandLine eval_flags() {
        {"plots", true, "render loss and ROC plots with gnuplot (when installed)"},
        {"quiet", false, "no progress bar and no log echo on stderr"}});
 }
+
+namespace {
 
 // The newest run directory named search-* under runs_dir that has a genotype.json.
 std::string newest_search_run(const std::string& runs_dir) {
@@ -146,45 +161,47 @@ void save_unimodal_model(const std::string& path, const std::string& name, const
 
 int run_eval(int argc, char** argv) {
   const CommandLine flags = eval_flags();
-  const ParsedCommand cmd = flags.parse(argc, argv);
-  if (cmd.help) {
-    flags.print_help(stdout);
-    return 0;
-  }
-  std::optional<RunDir> run_slot;
-  nlohmann::json config;
+  const std::optional<ParsedCommand> parsed = flags.parse_or_print_help(argc, argv);
+  if (!parsed) return 0;
+  const ParsedCommand& cmd = *parsed;
   const std::string resume = cmd.config["resume"];
-  if (resume.empty()) {
-    config = cmd.config;
-    STGS_CHECK(cmd.positional.size() <= 1, "stgs eval: expected at most one SEARCH_RUN_DIR, see --help");
-    std::string genotype = config["genotype"], features = config["features"];
-    if (genotype.empty() || features.empty()) {
-      const std::string search_dir = cmd.positional.empty() ? newest_search_run(config["runs_dir"]) : cmd.positional[0];
-      const RunDir search = RunDir::open(search_dir);
-      if (genotype.empty()) genotype = search.file("genotype.json");
-      if (features.empty()) features = search.read_json("config.json").at("features");
-      config["search_run"] = fs::absolute(search_dir).string();
+  if (resume.empty()) return evaluate_with_config(resolve_eval_inputs(cmd.config, cmd.given), std::nullopt);
+  RunDir run = RunDir::open(resume);
+  const nlohmann::json config = flags.resumed_config(cmd, run.read_json("config.json"));
+  return evaluate_with_config(config, std::move(run));
+}
+
+nlohmann::json resolve_eval_inputs(nlohmann::json config, const std::set<std::string>& given) {
+  std::string genotype = config["genotype"], features = config["features"];
+  if (genotype.empty() || features.empty()) {
+    std::string search_dir = config["search_run"];
+    if (search_dir.empty()) search_dir = newest_search_run(config["runs_dir"]);
+    const RunDir search = RunDir::open(search_dir);
+    const nlohmann::json searched = search.read_json("config.json");
+    if (genotype.empty()) genotype = search.file("genotype.json");
+    if (features.empty()) {
+      config["features"] = searched.at("features");
+      if (!given.count("protocol")) config["protocol"] = searched.value("protocol", "within");
     }
-    config["genotype"] = fs::absolute(genotype).string();
-    config["features"] = fs::absolute(features).string();
-  } else {
-    STGS_CHECK(cmd.positional.empty(), "stgs eval --resume takes no SEARCH_RUN_DIR");
-    const nlohmann::json defaults = flags.parse(std::vector<std::string>{}).config;
-    for (const auto& [key, value] : cmd.config.items())
-      STGS_CHECK(key == "resume" || key == "quiet" || value == defaults[key], "stgs eval --resume: --",
-                 flag_name_of(key), " cannot change a run being resumed (its config.json holds its options)");
-    run_slot = RunDir::open(resume);
-    config = run_slot->read_json("config.json");
-    config["quiet"] = cmd.config["quiet"];
+    config["search_run"] = fs::absolute(search_dir).string();
   }
+  config["genotype"] = fs::absolute(genotype).string();
+  return config;
+}
+
+int evaluate_with_config(nlohmann::json config, std::optional<RunDir> run_slot) {
   const bool quiet = config["quiet"], plots = config["plots"];
 
   const nas::Genotype genotype = nas::load_genotype(config["genotype"]);
-  const FeatureDir features = load_feature_dir(config["features"], true);
-  const nas::FeatureSet train = to_feature_set(features.train), val = to_feature_set(features.val),
-                        test = to_feature_set(features.test);
+  const ProtocolCaches caches =
+      protocol_caches(config["protocol"], config["features"], config["test_features"], "stgs eval");
+  config["features"] = join_list(caches.train, ",");
+  if (caches.protocol == "cross") config["test_features"] = caches.test.front();
+  const ProtocolData data = load_protocol_data(caches, true);
+  const nas::FeatureSet train = to_feature_set(data.train), val = to_feature_set(data.val),
+                        test = to_feature_set(data.test);
   STGS_CHECK(genotype.config.input_names == train.names, config["genotype"].get<std::string>(),
-             ": its inputs do not match the feature cache's (", features.path, ")");
+             ": its inputs do not match the feature cache's (", join_list(caches.train, ", "), ")");
   nas::FixedRunOptions options;
   options.epochs = config["epochs"];
   options.batch_size = config["batch"];
@@ -202,7 +219,7 @@ int run_eval(int argc, char** argv) {
   run.set_quiet(quiet);
   fs::create_directories(run.file("checkpoints"));
   fs::create_directories(run.file("models"));
-  const int64_t backbones = backbone_parameters(features.train.channels());
+  const int64_t backbones = backbone_parameters(data.train.channels());
 
   InterruptGuard interrupt_guard;
   // Trains one genotype; the fused model (checkpointed) is resumable, the unimodal ones are short and rerun.
@@ -257,9 +274,9 @@ int run_eval(int argc, char** argv) {
     return m;
   };
 
-  run.log("eval: genotype " + config["genotype"].get<std::string>() + " on " + features.path + " (" +
-          std::to_string(train.size()) + "/" + std::to_string(val.size()) + "/" + std::to_string(test.size()) +
-          " clips), device " + options.device.str());
+  run.log("eval: genotype " + config["genotype"].get<std::string>() + " on " + std::to_string(train.size()) + "/" +
+          std::to_string(val.size()) + "/" + std::to_string(test.size()) + " train/val/test clips (" +
+          caches.summary() + "), device " + options.device.str());
   std::vector<ModelResult> results;
   const std::optional<ModelResult> fused = train_model("fused", genotype, true);
   if (!fused) return 130;
@@ -288,6 +305,8 @@ int run_eval(int argc, char** argv) {
   nlohmann::json doc = result_json(*fused, backbones);
   doc["device"] = options.device.str();
   doc["test_clips"] = test.size();
+  doc["protocol"] = caches.protocol;
+  doc["caches"] = caches.by_split();
   doc["models"] = models;
   run.write_json("results.json", doc);
   write_run_report(run, run.path(), plots);

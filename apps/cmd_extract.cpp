@@ -2,7 +2,7 @@
 // (data/feature_cache.h). Runs both frozen backbones over every clip, pools layer1..layer4 of each to
 // (C_i, L) (nas/reshape.h) and writes DIR/train.safetensors, val and test. A split whose file already
 // records the same inputs (SHA-256 of both backbones, the manifest, the clip files' listing and the
-// statistics) and options is left alone, so running it again is free.
+// statistics) and options is left alone, so running it again is free. DIR/config.json: the resolved options.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "apps/backbones.h"
+#include "apps/cli.h"
 #include "apps/commands.h"
 #include "apps/options.h"
 #include "apps/progress.h"
@@ -39,39 +40,55 @@ struct ExtractArgs {
   bool force = false, quiet = false;
 };
 
-void print_extract_help(FILE* out) {
-  std::fprintf(
-      out,
-      "usage: stgs extract MANIFEST --image-backbone FILE --audio-backbone FILE --out DIR [options]\n"
-      "\n"
+CommandLine extract_flags() {
+  const ExtractArgs d;
+  return CommandLine(
+      kCommand, "stgs extract MANIFEST --image-backbone FILE --audio-backbone FILE --out DIR [options]",
       "Runs the two frozen backbones (eval mode, no gradients) over every clip of the manifest, pools\n"
       "layer1..layer4 of each to (C_i, L) (image: spatial max per frame, frames as the sequence; audio: max over\n"
       "frequency, time as the sequence; adaptive max pooling to L) and writes one safetensors file per split:\n"
-      "DIR/train.safetensors, DIR/val.safetensors, DIR/test.safetensors (README \"Feature cache\"). A split\n"
-      "whose file records the same inputs (SHA-256 of both backbones, the manifest, the clip files' names,\n"
-      "sizes and times, the statistics) and options is kept; anything else is rebuilt, atomically.\n"
-      "\n"
-      "options:\n"
-      "  --image-backbone F  image ResNet-34 state dict (torchvision names; e.g. from stgs pretrain)\n"
-      "  --audio-backbone F  audio ResNet-34 state dict (AutoSpeech names)\n"
-      "  --out DIR           the cache directory (created)\n"
-      "  --L N               sequence length of every pooled feature (default 8)\n"
-      "  --frames K          frames per clip (default: the image backbone's metadata, else 8)\n"
-      "  --size S            frame size in pixels (default: the image backbone's metadata, else 224)\n"
-      "  --stats FILE        per-bin spectrogram statistics (default: the file the audio backbone's metadata\n"
-      "                      names, relative to the backbone)\n"
-      "  --augment A[,B...]  also write, for the train and val splits, one augmented copy of every clip per\n"
-      "                      augmentation (`stgs augment --list`), with the id \"<id>#<name>\"\n"
-      "  --seed N            seed of the augmentations' random parameters (default 1)\n"
-      "  --batch B           clips per backbone pass (default 16)\n"
-      "  --workers N         loader threads decoding clips ahead of the backbones (default 2)\n"
-      "  --device D          cpu, cuda, cuda:N or auto (a GPU when one is visible) (default auto)\n"
-      "  --force             rebuild every split even when it is up to date\n"
-      "  --quiet             no progress bar and no summary\n"
-      "  -h, --help          show this text\n"
+      "DIR/train.safetensors, DIR/val.safetensors, DIR/test.safetensors (README \"Feature cache\"), and the\n"
+      "resolved options as DIR/config.json. A split whose file records the same inputs (SHA-256 of both\n"
+      "backbones, the manifest, the clip files' names, sizes and times, the statistics) and options is kept;\n"
+      "anything else is rebuilt, atomically.\n"
       "\n"
       "exit status: 0 on success (also when the cache was already up to date), 1 on a bad value, a data or a\n"
-      "write error, 2 on a usage error.\n");
+      "write error, 2 on a usage error.",
+      {Flag{"manifest", "", "the manifest CSV; every split needs clips", "MANIFEST"}.positional().required(),
+       Flag{"image-backbone", "", "image ResNet-34 state dict (torchvision names; e.g. from stgs pretrain)", "FILE"}
+           .required(),
+       Flag{"audio-backbone", "", "audio ResNet-34 state dict (AutoSpeech names)", "FILE"}.required(),
+       Flag{"out", "", "the cache directory (created)", "DIR"}.required(),
+       Flag{"L", d.L, "sequence length of every pooled feature", "N"}.in(1, 4096),
+       Flag{"frames", d.frames, "frames per clip; 0: the image backbone's metadata, else 8", "K"}.in(0, 1000),
+       Flag{"size", d.size, "frame size in pixels, >= 32; 0: the image backbone's metadata, else 224", "S"}
+           .in(0, 4096),
+       {"stats", "",
+        "per-bin spectrogram statistics (default: the file the audio backbone's metadata names, relative to the "
+        "backbone)",
+        "FILE"},
+       {"augment", "",
+        "also write, for the train and val splits, one augmented copy of every clip per augmentation (`stgs "
+        "augment --list`), with the id \"<id>#<name>\"",
+        "A[,B...]"},
+       Flag{"seed", int64_t(d.seed), "seed of the augmentations' random parameters"}.at_least(0),
+       Flag{"batch", d.batch, "clips per backbone pass", "B"}.in(1, 1 << 20),
+       Flag{"workers", d.workers, "loader threads decoding clips ahead of the backbones"}.in(1, 256),
+       {"device", d.device, "cpu, cuda, cuda:N or auto (a GPU when one is visible)", "D"},
+       {"force", false, "rebuild every split even when it is up to date"},
+       {"quiet", false, "no progress bar and no summary"}});
+}
+
+// The fields below are read from the resolved config's keys of the same names.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ExtractArgs, manifest, image_backbone, audio_backbone, out, stats, device, seed, L,
+                                   batch, workers, frames, size, force, quiet)
+
+ExtractArgs args_of(const nlohmann::json& c) {
+  ExtractArgs a = c.get<ExtractArgs>();
+  STGS_CHECK(a.size == 0 || a.size >= 32, kCommand, ": --size expects 0 or at least 32 pixels, got ", a.size);
+  for (const std::string& name : split_list(c["augment"], ','))
+    a.augment.push_back(data::find_augmentation(name).name);
+  return a;
 }
 
 // SHA-256 over every clip file's path (relative to the manifest), size and modification time, in manifest
@@ -141,66 +158,19 @@ data::FeatureSplit extract_split(const data::Manifest& manifest, const std::vect
 }  // namespace
 
 int run_extract(int argc, char** argv) {
-  ExtractArgs a;
-  for (int i = 0; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      STGS_CHECK(i + 1 < argc, kCommand, ": ", arg, " needs a value");
-      return argv[++i];
-    };
-    if (arg == "-h" || arg == "--help") {
-      print_extract_help(stdout);
-      return 0;
-    } else if (arg == "--image-backbone") {
-      a.image_backbone = value();
-    } else if (arg == "--audio-backbone") {
-      a.audio_backbone = value();
-    } else if (arg == "--out") {
-      a.out = value();
-    } else if (arg == "--L") {
-      a.L = parse_integer(kCommand, arg, value(), 1, 4096);
-    } else if (arg == "--frames") {
-      a.frames = int(parse_integer(kCommand, arg, value(), 1, 1000));
-    } else if (arg == "--size") {
-      a.size = int(parse_integer(kCommand, arg, value(), 32, 4096));
-    } else if (arg == "--stats") {
-      a.stats = value();
-    } else if (arg == "--augment") {
-      const std::string list = value();
-      for (size_t start = 0; start <= list.size();) {
-        const size_t comma = std::min(list.find(',', start), list.size());
-        a.augment.push_back(data::find_augmentation(list.substr(start, comma - start)).name);
-        start = comma + 1;
-      }
-    } else if (arg == "--seed") {
-      a.seed = uint64_t(parse_integer(kCommand, arg, value(), 0, (1ll << 62)));
-    } else if (arg == "--workers") {
-      a.workers = int(parse_integer(kCommand, arg, value(), 1, 256));
-    } else if (arg == "--batch") {
-      a.batch = parse_integer(kCommand, arg, value(), 1, 1 << 20);
-    } else if (arg == "--device") {
-      a.device = value();
-    } else if (arg == "--force") {
-      a.force = true;
-    } else if (arg == "--quiet") {
-      a.quiet = true;
-    } else if (!arg.empty() && arg[0] != '-' && a.manifest.empty()) {
-      a.manifest = arg;
-    } else {
-      std::fprintf(stderr, "stgs extract: unknown argument '%s'\n\n", arg.c_str());
-      print_extract_help(stderr);
-      return 2;
-    }
-  }
-  if (a.manifest.empty() || a.image_backbone.empty() || a.audio_backbone.empty() || a.out.empty()) {
-    std::fprintf(stderr, "stgs extract: MANIFEST, --image-backbone, --audio-backbone and --out are required\n\n");
-    print_extract_help(stderr);
-    return 2;
-  }
+  const CommandLine flags = extract_flags();
+  const std::optional<ParsedCommand> parsed = flags.parse_or_print_help(argc, argv);
+  if (!parsed) return 0;
+  const ParsedCommand& cmd = *parsed;
+  ExtractArgs a = args_of(cmd.config);
   const Device device = parse_device_option(kCommand, a.device);
   const auto start = std::chrono::steady_clock::now();
 
   const data::Manifest manifest = data::read_manifest(a.manifest);
+  // A split without clips would become a cache file that the search and the evaluation refuse.
+  for (data::Split s : {data::Split::Train, data::Split::Val, data::Split::Test})
+    STGS_CHECK(!data::split_indices(manifest, s).empty(), a.manifest, ": the ", data::split_name(s),
+               " split has no clips; the feature cache needs clips in train, val and test");
   const BackboneFile image = inspect_backbone(a.image_backbone, true, kCommand);
   const BackboneFile audio = inspect_backbone(a.audio_backbone, false, kCommand);
   if (a.frames == 0)
@@ -257,7 +227,9 @@ int run_extract(int argc, char** argv) {
     stale.push_back(s);
     if (!a.quiet) std::printf("%s: rebuilding (%s)\n", path.c_str(), reason.c_str());
   }
+  const std::string config_path = (fs::path(a.out) / "config.json").string();
   if (stale.empty()) {
+    save_config(config_path, cmd.config, kCommand);
     if (!a.quiet) std::printf("feature cache %s is up to date\n", a.out.c_str());
     return 0;
   }
@@ -290,6 +262,7 @@ int run_extract(int argc, char** argv) {
       std::printf("  wrote %s: %lld clips in %.1f s\n", path.c_str(), (long long)split.size(),
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - split_start).count());
   }
+  save_config(config_path, cmd.config, kCommand);
   if (!a.quiet)
     std::printf("feature cache %s: image width %lld, audio width %lld, K %d, S %d, L %lld on %s (%.1f s)\n",
                 a.out.c_str(), (long long)image_net->config().width, (long long)audio_net->config().width, a.frames,

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/cli.h"
 #include "apps/commands.h"
 #include "apps/options.h"
 #include "data/importers.h"
@@ -31,49 +32,43 @@ void print_import_overview(FILE* out) {
                "Run `stgs import <dataset> --help` for the layout it accepts and the options.\n");
 }
 
-void print_import_help(FILE* out, const std::string& dataset) {
+CommandLine import_flags(const std::string& dataset) {
   const data::ImportOptions d;
-  if (dataset == "fakeavceleb") {
-    std::fprintf(out,
-                 "usage: stgs import fakeavceleb ROOT --out DIR [options]\n"
-                 "\n"
-                 "ROOT is FakeAVCeleb v1.2 as downloaded: ROOT/meta_data.csv (source,target1,target2,method,\n"
-                 "category,type,race,gender,path,<folder>) and ROOT/<type>/<race>/<gender>/<source>/<file>.mp4, the\n"
-                 "folder column's leading 'FakeAVCeleb/' standing for ROOT. One clip per video: category A-D from\n"
-                 "the metadata, audio from the video itself, identity = the 'source' column.\n");
-  } else {
-    std::fprintf(out,
-                 "usage: stgs import swan-df ROOT --out DIR [--real REAL] [options]\n"
-                 "\n"
-                 "ROOT holds SWAN-DF (any folders above these):\n"
-                 "  ROOT/**/<W>x<H>/<subject1>/<recording>-<models>-<subject2>.mp4   face-swapped videos\n"
-                 "  ROOT/**/wav/<subject1>/<recording>-<models>-<subject2>.wav       voice-converted audio\n"
-                 "  REAL/**/<recording>.mp4                                          real SWAN videos (optional)\n"
-                 "Category D pairs each fake video with a wav of the same subjects and recording (in turn when there\n"
-                 "are several); with --real, each real recording a fake was made from adds A (real), each wav B\n"
-                 "(real video, fake voice) and each fake video C (fake video, real voice). Identities: subject1 and\n"
-                 "subject2 of every clip, kept in one split.\n");
-  }
-  std::fprintf(
-      out,
-      "\n"
-      "options:\n"
-      "  --out DIR          output directory: DIR/<id>/frame_00.png.., DIR/<id>/audio.wav, DIR/manifest.csv,\n"
-      "                     DIR/sources.csv (where each clip came from); clips complete there are reused\n"
-      "%s"
-      "  --frames K         frames per clip, spread evenly over the video, 1..1000 (default %d)\n"
-      "  --format png|jpg   frame image format (default png)\n"
-      "  --seed S           seed of the identity shuffle before the split (default %llu)\n"
-      "  --split T,V,E      train/val/test shares of the identity groups (default %g,%g,%g)\n"
-      "  --jobs N           ffmpeg runs in parallel, 0 = cores, at most 4 (default 0); output does not depend on it\n"
-      "  --strict           stop with an error at the first unreadable video (default: list it and skip it)\n"
-      "  --quiet            no progress line and no summary (unreadable files are still listed)\n"
-      "  -h, --help         show this text\n"
-      "\n"
-      "Needs the ffmpeg program on PATH. Exit status: 0 on success (also with skipped unreadable videos), 1 on\n"
-      "an error, 2 on a usage error.\n",
-      dataset == "swan-df" ? "  --real REAL        directory of the real SWAN videos to pair with the fakes\n" : "",
-      d.frames, (unsigned long long)d.seed, d.split[0], d.split[1], d.split[2]);
+  const bool swan = dataset == "swan-df";
+  const std::string layout =
+      swan ? "ROOT holds SWAN-DF (any folders above these):\n"
+             "  ROOT/**/<W>x<H>/<subject1>/<recording>-<models>-<subject2>.mp4   face-swapped videos\n"
+             "  ROOT/**/wav/<subject1>/<recording>-<models>-<subject2>.wav       voice-converted audio\n"
+             "  REAL/**/<recording>.mp4                                          real SWAN videos (optional)\n"
+             "Category D pairs each fake video with a wav of the same subjects and recording (in turn when there\n"
+             "are several); with --real, each real recording a fake was made from adds A (real), each wav B\n"
+             "(real video, fake voice) and each fake video C (fake video, real voice). Identities: subject1 and\n"
+             "subject2 of every clip, kept in one split.\n"
+           : "ROOT is FakeAVCeleb v1.2 as downloaded: ROOT/meta_data.csv (source,target1,target2,method,\n"
+             "category,type,race,gender,path,<folder>) and ROOT/<type>/<race>/<gender>/<source>/<file>.mp4, the\n"
+             "folder column's leading 'FakeAVCeleb/' standing for ROOT. One clip per video: category A-D from\n"
+             "the metadata, audio from the video itself, identity = the 'source' column.\n";
+  std::vector<Flag> flags = {
+      Flag{"root", "", "the downloaded dataset", "ROOT"}.positional().required(),
+      Flag{"out", "", "output directory (manifest.csv, sources.csv, <id>/); clips complete there are reused", "DIR"}
+          .required(),
+      Flag{"frames", d.frames, "frames per clip, spread evenly over the video", "K"}.in(1, 1000),
+      Flag{"format", "png", "frame image format"}.one_of({"png", "jpg", "jpeg"}),
+      Flag{"seed", int64_t(d.seed), "seed of the identity shuffle before the split"}.at_least(0),
+      {"split", number_list(d.split, 3, ','), "train/val/test shares of the identity groups", "T,V,E"},
+      Flag{"jobs", d.jobs, "ffmpeg runs in parallel, 0 = cores, at most 4; the output does not depend on it", "N"}
+          .in(0, 256),
+      {"strict", false, "stop with an error at the first unreadable video instead of listing and skipping it"},
+      {"quiet", false, "no progress line and no summary (unreadable files are still listed)"}};
+  if (swan)
+    flags.insert(flags.begin() + 2, {"real", "", "directory of the real SWAN videos to pair with the fakes", "REAL"});
+  return CommandLine(
+      "stgs import " + dataset,
+      "stgs import " + dataset + " ROOT --out DIR" + (swan ? " [--real REAL]" : "") + " [options]",
+      layout +
+          "\nNeeds the ffmpeg program on PATH. Exit status: 0 on success (also with skipped unreadable videos), 1 on\n"
+          "an error, 2 on a usage error.",
+      flags);
 }
 
 std::string duration(double seconds) {
@@ -116,53 +111,24 @@ int run_import(int argc, char** argv) {
     print_import_overview(stderr);
     return 2;
   }
-  const std::string command = "stgs import " + dataset;
+  const CommandLine flags = import_flags(dataset);
+  const std::optional<ParsedCommand> parsed = flags.parse_or_print_help(argc - 1, argv + 1);
+  if (!parsed) return 0;
+  const ParsedCommand& cmd = *parsed;
+  const nlohmann::json& c = cmd.config;
+  const std::string& command = flags.command();
+  const std::string root = c["root"];
   data::ImportOptions options;
-  std::string root;
-  bool quiet = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      STGS_CHECK(i + 1 < argc, command, ": ", arg, " needs a value");
-      return argv[++i];
-    };
-    if (arg == "-h" || arg == "--help") {
-      print_import_help(stdout, dataset);
-      return 0;
-    } else if (arg == "--out") {
-      options.out = value();
-    } else if (arg == "--frames") {
-      options.frames = int(parse_integer(command, arg, value(), 1, 1000));
-    } else if (arg == "--format") {
-      const std::string f = value();
-      STGS_CHECK(f == "png" || f == "jpg" || f == "jpeg", command, ": --format expects png or jpg, got '", f, "'");
-      options.format = f == "png" ? data::FrameFormat::Png : data::FrameFormat::Jpeg;
-    } else if (arg == "--seed") {
-      options.seed = uint64_t(parse_integer(command, arg, value(), 0, (1ll << 62)));
-    } else if (arg == "--split") {
-      const std::vector<double> w = parse_list(command, arg, value(), 3, ',');
-      std::copy(w.begin(), w.end(), options.split);
-    } else if (arg == "--jobs") {
-      options.jobs = int(parse_integer(command, arg, value(), 0, 256));
-    } else if (arg == "--strict") {
-      options.strict = true;
-    } else if (arg == "--quiet") {
-      quiet = true;
-    } else if (arg == "--real" && dataset == "swan-df") {
-      options.real_dir = value();
-    } else if (root.empty() && !arg.empty() && arg[0] != '-') {
-      root = arg;
-    } else {
-      std::fprintf(stderr, "%s: unexpected argument '%s'\n\n", command.c_str(), arg.c_str());
-      print_import_help(stderr, dataset);
-      return 2;
-    }
-  }
-  if (root.empty() || options.out.empty()) {
-    std::fprintf(stderr, "%s: %s is required\n\n", command.c_str(), root.empty() ? "ROOT" : "--out DIR");
-    print_import_help(stderr, dataset);
-    return 2;
-  }
+  options.out = c["out"];
+  options.frames = c["frames"];
+  options.format = c["format"] == "png" ? data::FrameFormat::Png : data::FrameFormat::Jpeg;
+  options.seed = c["seed"];
+  const std::vector<double> split = parse_list(command, "--split", c["split"], 3, ',');
+  std::copy(split.begin(), split.end(), options.split);
+  options.jobs = c["jobs"];
+  options.strict = c["strict"];
+  if (c.contains("real")) options.real_dir = c["real"];
+  const bool quiet = c["quiet"];
 
   const auto start = std::chrono::steady_clock::now();
   std::function<void(const data::ImportProgress&)> progress;

@@ -2,12 +2,11 @@
 // its keys match the model's state dict, are missing from the file or are unexpected.
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "apps/cli.h"
 #include "apps/commands.h"
 #include "engine/io/safetensors.h"
 #include "engine/nn/resnet.h"
@@ -15,31 +14,20 @@
 namespace stgs::apps {
 namespace {
 
-void print_inspect_help(FILE* out) {
-  std::fprintf(out,
-               "usage: stgs inspect FILE.safetensors [--model NAME] [--width W] [--classes N]\n"
-               "\n"
-               "Prints every tensor of a safetensors checkpoint (name, dtype, shape) and the file's metadata.\n"
-               "\n"
-               "options:\n"
-               "  --model NAME   also compare the keys with a model's state dict: resnet34-image (torchvision\n"
-               "                 names) or resnet34-audio (AutoSpeech); lists matching, missing and unexpected\n"
-               "                 keys and shape mismatches\n"
-               "  --width W      the model's layer1 width (default: read from conv1.weight, else 64)\n"
-               "  --classes N    the model's head size (default: read from the head's weight, else no head)\n"
-               "  -h, --help     show this text\n"
-               "\n"
-               "exit status: 0 when the file reads (and, with --model, every key matches), 3 when keys or\n"
-               "shapes differ, 1 on a read error, 2 on a usage error.\n");
-}
-
-// Reads an integer option value; throws naming the option on anything else.
-int64_t parse_count(const char* option, const char* value) {
-  char* end = nullptr;
-  const long long v = std::strtoll(value, &end, 10);
-  STGS_CHECK(end != value && *end == '\0' && v > 0, "stgs inspect: ", option, " expects a positive integer, got '",
-             value, "'");
-  return v;
+CommandLine inspect_flags() {
+  return CommandLine(
+      "stgs inspect", "stgs inspect FILE.safetensors [--model NAME] [--width W] [--classes N]",
+      "Prints every tensor of a safetensors checkpoint (name, dtype, shape) and the file's metadata.\n"
+      "\n"
+      "exit status: 0 when the file reads (and, with --model, every key matches), 3 when keys or\n"
+      "shapes differ, 1 on a read error, 2 on a usage error.",
+      {Flag{"file", "", "the safetensors file", "FILE.safetensors"}.positional().required(),
+       {"model", "",
+        "also compare the keys with a model's state dict: resnet34-image (torchvision names) or resnet34-audio "
+        "(AutoSpeech); lists matching, missing and unexpected keys and shape mismatches",
+        "NAME"},
+       Flag{"width", 0, "the model's layer1 width; 0: read from conv1.weight, else 64", "W"}.at_least(0),
+       Flag{"classes", 0, "the model's head size; 0: read from the head's weight, else no head"}.at_least(0)});
 }
 
 // Compares the file's tensors with the model's state dict; returns the exit status (0 or 3).
@@ -88,38 +76,12 @@ int compare_with_model(const SafetensorsFile& file, const std::string& model, in
 }  // namespace
 
 int run_inspect(int argc, char** argv) {
-  std::string path, model;
-  int64_t width = 0, classes = 0;
-  for (int i = 0; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> const char* {
-      STGS_CHECK(i + 1 < argc, "stgs inspect: ", arg, " needs a value");
-      return argv[++i];
-    };
-    if (arg == "-h" || arg == "--help") {
-      print_inspect_help(stdout);
-      return 0;
-    } else if (arg == "--model") {
-      model = value();
-    } else if (arg == "--width") {
-      width = parse_count("--width", value());
-    } else if (arg == "--classes") {
-      classes = parse_count("--classes", value());
-    } else if (!arg.empty() && arg[0] == '-') {
-      std::fprintf(stderr, "stgs inspect: unknown option '%s'\n\n", arg.c_str());
-      print_inspect_help(stderr);
-      return 2;
-    } else if (path.empty()) {
-      path = arg;
-    } else {
-      std::fprintf(stderr, "stgs inspect: one file at a time (got '%s' and '%s')\n", path.c_str(), arg.c_str());
-      return 2;
-    }
-  }
-  if (path.empty()) {
-    print_inspect_help(stderr);
-    return 2;
-  }
+  const CommandLine flags = inspect_flags();
+  const std::optional<ParsedCommand> parsed = flags.parse_or_print_help(argc, argv);
+  if (!parsed) return 0;
+  const ParsedCommand& cmd = *parsed;
+  const std::string path = cmd.config["file"], model = cmd.config["model"];
+  const int64_t width = cmd.config["width"], classes = cmd.config["classes"];
   if (!model.empty()) ResNetConfig::preset(model);  // reject a bad name before reading a large file
 
   const SafetensorsFile file = load_safetensors(path);

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "apps/cli.h"
 #include "apps/commands.h"
 #include "apps/options.h"
 #include "apps/progress.h"
@@ -37,49 +38,63 @@ struct PretrainArgs {
   nas::PretrainOptions train;
 };
 
-void print_pretrain_help(FILE* out) {
+CommandLine pretrain_flags() {
   const PretrainArgs d;
-  std::fprintf(
-      out,
-      "usage: stgs pretrain MANIFEST --modality image|audio --out FILE.safetensors [options]\n"
-      "\n"
+  return CommandLine(
+      kCommand, "stgs pretrain MANIFEST --modality image|audio --out FILE.safetensors [options]",
       "Trains a ResNet-34 backbone (2-class head) as a unimodal real/fake classifier on the manifest's train\n"
       "split: the image model classifies each of a clip's K frames (the clip's logits are the mean over its\n"
       "frames), the audio model one spectrogram window (random in training, centred in validation). Reports\n"
       "train and validation accuracy and validation AUC per epoch and saves the epoch with the best\n"
       "validation AUC (then accuracy) as safetensors, atomically, with the options, the scores and the\n"
-      "SHA-256 of the manifest (and of the statistics) in its metadata.\n"
+      "SHA-256 of the manifest (and of the statistics) in its metadata; the resolved options go to\n"
+      "<out>.config.json beside it.\n"
       "\n"
-      "options:\n"
-      "  --modality M      image (torchvision layout, head 'fc') or audio (AutoSpeech layout, head 'classifier')\n"
-      "  --out FILE        the state dict to write\n"
-      "  --target T        what a clip counts as fake for: modality (its own stream is fake: categories C, D\n"
-      "                    for image, B, D for audio) or clip (the clip's label: B, C, D; a stream that is\n"
-      "                    real in a fake clip then carries the fake label) (default modality)\n"
-      "  --width W         channels of layer1 (layer2..4: 2W, 4W, 8W; the paper's is 64) (default %lld)\n"
-      "  --epochs E        training epochs (default %d)\n"
-      "  --batch B         clips per step (default %lld)\n"
-      "  --lr X            AdamW's peak learning rate, cosine-annealed per step (default %g)\n"
-      "  --weight-decay X  AdamW's decoupled weight decay (default %g)\n"
-      "  --frames K        frames per clip, image only (default %d)\n"
-      "  --size S          frame size in pixels, image only; 64 suits the synthetic set (default %d)\n"
-      "  --stats FILE      per-bin spectrogram statistics to use, audio only (default: computed over the train\n"
-      "                    split and written next to the output as <out>.stats.safetensors)\n"
-      "  --seed N          initial weights, clip order and spectrogram windows (default %llu)\n"
-      "  --workers N       loader threads decoding clips ahead of the training step (default %d)\n"
-      "  --device D        cpu, cuda, cuda:N or auto (a GPU when one is visible) (default auto)\n"
-      "  --quiet           no progress bar and no per-epoch lines\n"
-      "  -h, --help        show this text\n"
-      "\n"
-      "exit status: 0 on success, 1 on a bad value, a data or a write error, 2 on a usage error.\n",
-      (long long)d.width, d.train.epochs, (long long)d.batch, d.train.lr, d.train.weight_decay, d.frames, d.size,
-      (unsigned long long)d.seed, d.workers);
+      "exit status: 0 on success, 1 on a bad value, a data or a write error, 2 on a usage error.",
+      {Flag{"manifest", "", "the manifest CSV", "MANIFEST"}.positional().required(),
+       Flag{"modality", "", "image (torchvision layout, head 'fc') or audio (AutoSpeech layout, head 'classifier')"}
+           .one_of({"image", "audio"})
+           .required(),
+       Flag{"out", "", "the state dict to write", "FILE"}.required(),
+       Flag{"target", d.target,
+            "what a clip counts as fake for: modality (its own stream is fake: categories C, D for image, B, D for "
+            "audio) or clip (the clip's label: B, C, D; a stream that is real in a fake clip then carries the fake "
+            "label)"}
+           .one_of({"modality", "clip"}),
+       Flag{"width", d.width, "channels of layer1 (layer2..4: 2W, 4W, 8W; the paper's is 64)", "W"}.in(1, 1024),
+       Flag{"epochs", d.train.epochs, "training epochs", "E"}.in(1, 100000),
+       Flag{"batch", d.batch, "clips per step", "B"}.in(1, 1 << 20),
+       {"lr", d.train.lr, "AdamW's peak learning rate, cosine-annealed per step"},
+       Flag{"weight-decay", d.train.weight_decay, "AdamW's decoupled weight decay"}.at_least(0),
+       Flag{"frames", d.frames, "frames per clip, image only", "K"}.in(1, 1000),
+       Flag{"size", d.size, "frame size in pixels, image only; 64 suits the synthetic set", "S"}.in(32, 4096),
+       {"stats", "",
+        "per-bin spectrogram statistics to use, audio only (default: computed over the train split and written "
+        "next to the output as <out>.stats.safetensors)",
+        "FILE"},
+       Flag{"seed", int64_t(d.seed), "initial weights, clip order and spectrogram windows"}.at_least(0),
+       Flag{"workers", d.workers, "loader threads decoding clips ahead of the training step"}.in(1, 256),
+       {"device", d.device, "cpu, cuda, cuda:N or auto (a GPU when one is visible)", "D"},
+       {"quiet", false, "no progress bar and no per-epoch lines"}});
 }
 
-// Where the statistics go when --stats is not given: beside the output, "<stem>.stats.safetensors".
-std::string default_stats_path(const std::string& out) {
-  const std::string suffix = ".safetensors";
-  return (out.ends_with(suffix) ? out.substr(0, out.size() - suffix.size()) : out) + ".stats.safetensors";
+// The fields below are read from the resolved config's keys of the same names; `train` from the rest.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PretrainArgs, manifest, modality, out, stats, device, target, width, frames, size,
+                                   batch, seed, workers, quiet)
+
+PretrainArgs args_of(const nlohmann::json& c) {
+  PretrainArgs a = c.get<PretrainArgs>();
+  a.train.epochs = c["epochs"];
+  a.train.lr = c["lr"];
+  a.train.weight_decay = c["weight_decay"];
+  return a;
+}
+
+// A file beside the output: "<stem><suffix>" for out = "<stem>.safetensors" (the statistics when --stats is not
+// given: ".stats.safetensors"; the resolved options: ".config.json").
+std::string beside_output(const std::string& out, const std::string& suffix) {
+  const std::string extension = ".safetensors";
+  return (out.ends_with(extension) ? out.substr(0, out.size() - extension.size()) : out) + suffix;
 }
 
 // The class a clip is trained towards. "modality": whether this backbone's own stream is fake (FakeAVCeleb's
@@ -101,64 +116,12 @@ std::string format_number(double v) {
 }  // namespace
 
 int run_pretrain(int argc, char** argv) {
-  PretrainArgs a;
-  for (int i = 0; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      STGS_CHECK(i + 1 < argc, kCommand, ": ", arg, " needs a value");
-      return argv[++i];
-    };
-    if (arg == "-h" || arg == "--help") {
-      print_pretrain_help(stdout);
-      return 0;
-    } else if (arg == "--modality") {
-      a.modality = value();
-    } else if (arg == "--out") {
-      a.out = value();
-    } else if (arg == "--target") {
-      a.target = value();
-    } else if (arg == "--width") {
-      a.width = parse_integer(kCommand, arg, value(), 1, 1024);
-    } else if (arg == "--epochs") {
-      a.train.epochs = int(parse_integer(kCommand, arg, value(), 1, 100000));
-    } else if (arg == "--batch") {
-      a.batch = parse_integer(kCommand, arg, value(), 1, 1 << 20);
-    } else if (arg == "--lr") {
-      a.train.lr = parse_number(kCommand, arg, value());
-    } else if (arg == "--weight-decay") {
-      a.train.weight_decay = parse_number(kCommand, arg, value());
-    } else if (arg == "--frames") {
-      a.frames = int(parse_integer(kCommand, arg, value(), 1, 1000));
-    } else if (arg == "--size") {
-      a.size = int(parse_integer(kCommand, arg, value(), 32, 4096));
-    } else if (arg == "--stats") {
-      a.stats = value();
-    } else if (arg == "--seed") {
-      a.seed = uint64_t(parse_integer(kCommand, arg, value(), 0, (1ll << 62)));
-    } else if (arg == "--workers") {
-      a.workers = int(parse_integer(kCommand, arg, value(), 1, 256));
-    } else if (arg == "--device") {
-      a.device = value();
-    } else if (arg == "--quiet") {
-      a.quiet = true;
-    } else if (!arg.empty() && arg[0] != '-' && a.manifest.empty()) {
-      a.manifest = arg;
-    } else {
-      std::fprintf(stderr, "stgs pretrain: unknown argument '%s'\n\n", arg.c_str());
-      print_pretrain_help(stderr);
-      return 2;
-    }
-  }
-  if (a.manifest.empty() || a.out.empty() || a.modality.empty()) {
-    std::fprintf(stderr, "stgs pretrain: MANIFEST, --modality and --out are required\n\n");
-    print_pretrain_help(stderr);
-    return 2;
-  }
-  STGS_CHECK(a.modality == "image" || a.modality == "audio", kCommand, ": --modality expects image or audio, got '",
-             a.modality, "'");
-  STGS_CHECK(a.target == "modality" || a.target == "clip", kCommand, ": --target expects modality or clip, got '",
-             a.target, "'");
-  STGS_CHECK(a.train.lr > 0 && a.train.weight_decay >= 0, kCommand, ": --lr must be positive and --weight-decay >= 0");
+  const CommandLine flags = pretrain_flags();
+  const std::optional<ParsedCommand> parsed = flags.parse_or_print_help(argc, argv);
+  if (!parsed) return 0;
+  const ParsedCommand& cmd = *parsed;
+  PretrainArgs a = args_of(cmd.config);
+  STGS_CHECK(a.train.lr > 0, kCommand, ": --lr must be positive, got ", a.train.lr);
   const bool image = a.modality == "image";
   const std::filesystem::path out_dir = std::filesystem::absolute(a.out).parent_path();
   std::filesystem::create_directories(out_dir);
@@ -180,7 +143,7 @@ int run_pretrain(int argc, char** argv) {
       stats_path = a.stats;
       stats = data::SpectrogramStats::load(stats_path);
     } else {
-      stats_path = default_stats_path(a.out);
+      stats_path = beside_output(a.out, ".stats.safetensors");
       ProgressBar bar("statistics", int64_t(train_rows.size()), "clips", a.quiet);
       stats =
           data::compute_spectrogram_stats(manifest, train_rows, 0, [&](int64_t done, int64_t) { bar.update(done); });
@@ -298,6 +261,7 @@ int run_pretrain(int argc, char** argv) {
     meta["stats_sha256"] = sha256_file(stats_path);
   }
   save_safetensors(a.out, model.state_dict().entries(), meta);
+  save_config(beside_output(a.out, ".config.json"), cmd.config, kCommand);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!a.quiet)
     std::printf("wrote %s: epoch %d of %d, val accuracy %.4f, AUC %.4f (%.1f s)\n", a.out.c_str(), result.best.epoch,

@@ -6,6 +6,7 @@
 
 #include "apps/cli.h"
 #include "apps/commands.h"
+#include "apps/options.h"
 #include "apps/run_comparison.h"
 #include "apps/run_dir.h"
 #include "apps/run_report.h"
@@ -22,7 +23,11 @@ CommandLine report_flags() {
       "results.csv and a table (name, AUC, ACC, EER, fusion and total parameters per run), entropy.csv and\n"
       "entropy.png overlaying the search runs' entropy curves (e.g. an STGS and a --mode softmax search: the\n"
       "paper's Figure 1b), loss.csv and loss.png, and roc.png for the evaluation runs. PNGs need gnuplot.",
-      {{"out", "", "directory to write into (none: the run itself; required with several runs)", "DIR"},
+      {Flag{"runs", "", "the run directories (search or eval runs; several separated by spaces)", "RUN_DIR"}
+           .positional()
+           .required()
+           .words(),
+       {"out", "", "directory to write into (none: the run itself; required with several runs)", "DIR"},
        {"plots", true, "render the PNG figures with gnuplot (when installed); the CSV files are always written"}});
 }
 
@@ -30,16 +35,15 @@ CommandLine report_flags() {
 
 int run_report(int argc, char** argv) {
   const CommandLine flags = report_flags();
-  const ParsedCommand cmd = flags.parse(argc, argv);
-  if (cmd.help) {
-    flags.print_help(stdout);
-    return 0;
-  }
-  STGS_CHECK(!cmd.positional.empty(), "expected at least one RUN_DIR; see --help");
+  const std::optional<ParsedCommand> parsed = flags.parse_or_print_help(argc, argv);
+  if (!parsed) return 0;
+  const ParsedCommand& cmd = *parsed;
   const std::string out = cmd.config["out"];
   const bool plots = cmd.config["plots"];
   std::vector<RunDir> runs;
-  for (const std::string& path : cmd.positional) runs.push_back(RunDir::open(path));
+  for (const std::string& path : split_list(cmd.config["runs"], ' '))
+    if (!path.empty()) runs.push_back(RunDir::open(path));
+  STGS_CHECK(!runs.empty(), "--runs names no run directory");
   if (runs.size() == 1) {
     const std::string dir = out.empty() ? runs[0].path() : out;
     write_run_report(runs[0], dir, plots);

@@ -1,5 +1,5 @@
-// `stgs search FEATURES [options]`: the STGS-BMNAS search over a feature cache, into a run directory that
-// `--resume` continues.
+// `stgs search FEATURES [options]`: the STGS-BMNAS search over a feature cache (or several merged, --protocol
+// mixed; apps/protocol.h), into a run directory that `--resume` continues. With --sweep: apps/cmd_sweep.cpp.
 //
 // Run directory (runs/<name>-<timestamp>/; README "Run directories"):
 //   config.json                  every option, resolved (flags over the --config file over the defaults)
@@ -23,51 +23,80 @@
 #include "apps/interrupt.h"
 #include "apps/options.h"
 #include "apps/progress.h"
+#include "apps/protocol.h"
 #include "apps/run_dir.h"
 #include "apps/run_report.h"
 #include "apps/run_tables.h"
+#include "apps/search_commands.h"
 #include "engine/io/safetensors.h"
 #include "kernels/check.h"
 #include "nas/genotype.h"
 #include "nas/search_run.h"
 
 namespace stgs::apps {
-namespace {
 
 CommandLine search_flags() {
+  std::vector<Flag> flags = {
+      Flag{"features", "",
+           "the feature cache directory, or with --protocol mixed two or more separated by commas (or give it as "
+           "the argument)",
+           "DIR[,DIR...]"}
+          .positional(),
+      Flag{"protocol", "within",
+           "within: one cache's train and val splits; mixed: the union of several caches' (see README "
+           "\"Protocols\"; for cross-dataset tests search within one cache, then stgs eval --protocol cross)"}
+          .one_of({"within", "mixed"}),
+      {"resume", "", "continue the run (or sweep) in this directory with its config.json (no other options)",
+       "RUN_DIR"},
+      {"runs-dir", "runs", "where the run directory is created", "DIR"},
+      {"name", "search", "run name: the directory is <runs-dir>/<name>-<timestamp>", "NAME"},
+      Flag{"epochs", 30, "maximum number of epochs"}.at_least(1),
+      Flag{"batch", 8, "batch size (paper: 8)"}.at_least(2),
+      Flag{"samples", 15, "M: architecture draws per step, losses averaged (paper: 15)"}.at_least(1),
+      {"lambda", 10.0, "Gumbel-softmax temperature (paper: 10)"},
+      {"lambda-end", 0.0, "anneal lambda linearly to this value at the last epoch (0: fixed)"},
+      {"mode", "stgs", "stgs (hard straight-through), soft (relaxed sample) or softmax (BM-NAS, no noise)"},
+      {"path", "exact", "exact (every op of every row) or fast (only the sampled ones, GDAS gradient)"},
+      {"cells", 2, "fusion cells"},
+      {"steps", 2, "inner steps per cell"},
+      {"channels", 128, "C: channels of every node after the reshape layers"},
+      {"dropout", 0.2, "dropout of the reshape layers, cell outputs, LinearGLU and ConcatFC"},
+      {"optimizer", "sgd", "weight optimizer: sgd (momentum 0.9) or adam"},
+      {"weight-lr", 3e-3, "weight learning rate, cosine schedule maximum"},
+      {"weight-decay", 3e-3, "weight decay of the network weights"},
+      {"arch-lr", 3e-3, "architecture Adam learning rate"},
+      {"arch-weight-decay", 1e-3, "architecture weight decay"},
+      {"patience", 10, "stop after this many epochs with flat entropies (0: never stop early)"},
+      {"tolerance", 1e-3, "an entropy changing by less than this per epoch counts as flat"},
+      {"seed", 1, "seed of every random choice"},
+      {"device", "auto", "auto, cpu, cuda or cuda:N"},
+      {"plots", true, "render loss and entropy plots with gnuplot (when installed)"},
+      {"quiet", false, "no progress bar and no log echo on stderr"},
+      Flag{"sweep", "",
+           "search and evaluate every (lambda, M) pair, e.g. --sweep lambda=5,10,15,20 m=5,10,15,20 (an axis left "
+           "out keeps --lambda or --samples), into <runs-dir>/sweep-<timestamp>/ with the table sweep.csv and "
+           "sweep.md (paper Table 3)",
+           "AXIS=V,V"}
+          .words()};
+  // A sweep evaluates every cell's genotype with `stgs eval`'s settings, given here under "eval-".
+  const CommandLine eval = eval_flags();
+  for (const Flag& f : eval.flags()) {
+    if (f.name != "epochs" && f.name != "batch" && f.name != "lr" && f.name != "weight-decay") continue;
+    Flag e = f;
+    e.name = "eval-" + f.name;
+    e.help = "with --sweep: the evaluation's --" + f.name + ", " + f.help;
+    flags.push_back(e);
+  }
   return CommandLine(
       "stgs search", "stgs search FEATURES_DIR [options]   |   stgs search --resume RUN_DIR",
       "Searches a fusion architecture with STGS-BMNAS over the pooled backbone features in FEATURES_DIR\n"
       "(train/val/test.safetensors from `stgs extract`), and writes a run directory: config, log, metrics,\n"
       "entropies, the genotype of every epoch and the best one, checkpoints and plots. Ctrl-C finishes the\n"
       "current step, writes a checkpoint and exits; --resume continues a run exactly where it stopped.",
-      {{"features", "", "the feature cache directory (or give it as the argument)", "DIR"},
-       {"resume", "", "continue the run in this directory with its config.json (no other options)", "RUN_DIR"},
-       {"runs-dir", "runs", "where the run directory is created", "DIR"},
-       {"name", "search", "run name: the directory is <runs-dir>/<name>-<timestamp>", "NAME"},
-       {"epochs", 30, "maximum number of epochs"},
-       {"batch", 8, "batch size (paper: 8)"},
-       {"samples", 15, "M: architecture draws per step, losses averaged (paper: 15)"},
-       {"lambda", 10.0, "Gumbel-softmax temperature (paper: 10)"},
-       {"lambda-end", 0.0, "anneal lambda linearly to this value at the last epoch (0: fixed)"},
-       {"mode", "stgs", "stgs (hard straight-through), soft (relaxed sample) or softmax (BM-NAS, no noise)"},
-       {"path", "exact", "exact (every op of every row) or fast (only the sampled ones, GDAS gradient)"},
-       {"cells", 2, "fusion cells"},
-       {"steps", 2, "inner steps per cell"},
-       {"channels", 128, "C: channels of every node after the reshape layers"},
-       {"dropout", 0.2, "dropout of the reshape layers, cell outputs, LinearGLU and ConcatFC"},
-       {"optimizer", "sgd", "weight optimizer: sgd (momentum 0.9) or adam"},
-       {"weight-lr", 3e-3, "weight learning rate, cosine schedule maximum"},
-       {"weight-decay", 3e-3, "weight decay of the network weights"},
-       {"arch-lr", 3e-3, "architecture Adam learning rate"},
-       {"arch-weight-decay", 1e-3, "architecture weight decay"},
-       {"patience", 10, "stop after this many epochs with flat entropies (0: never stop early)"},
-       {"tolerance", 1e-3, "an entropy changing by less than this per epoch counts as flat"},
-       {"seed", 1, "seed of every random choice"},
-       {"device", "auto", "auto, cpu, cuda or cuda:N"},
-       {"plots", true, "render loss and entropy plots with gnuplot (when installed)"},
-       {"quiet", false, "no progress bar and no log echo on stderr"}});
+      flags);
 }
+
+namespace {
 
 nas::GumbelMode mode_of(const std::string& s) {
   if (s == "stgs") return nas::GumbelMode::Hard;
@@ -99,8 +128,6 @@ nas::SearchRunOptions run_options(const nlohmann::json& c, Device device) {
   a.weight_decay = c["weight_decay"];
   a.arch_lr = c["arch_lr"];
   a.arch_weight_decay = c["arch_weight_decay"];
-  STGS_CHECK(o.epochs >= 1 && o.batch_size >= 2 && a.samples >= 1, "stgs search: --epochs >= 1, --batch >= 2 and "
-             "--samples >= 1 are required");
   return o;
 }
 
@@ -116,30 +143,6 @@ void copy_to_best(const RunDir& run) {
   fs::copy_file(run.file("checkpoints/last.safetensors"), run.file("checkpoints/best.safetensors.tmp"),
                 fs::copy_options::overwrite_existing);
   fs::rename(run.file("checkpoints/best.safetensors.tmp"), run.file("checkpoints/best.safetensors"));
-}
-
-// The resolved config of a new run, or the saved one of a resumed run (which accepts only --quiet besides).
-nlohmann::json resolve_config(const CommandLine& flags, const ParsedCommand& cmd, std::optional<RunDir>& run) {
-  const std::string resume = cmd.config["resume"];
-  if (resume.empty()) {
-    nlohmann::json config = cmd.config;
-    std::string features = config["features"];
-    STGS_CHECK(cmd.positional.size() <= 1 && (cmd.positional.empty() || features.empty()),
-               "stgs search: expected one FEATURES_DIR (as the argument or --features), see --help");
-    if (!cmd.positional.empty()) features = cmd.positional[0];
-    STGS_CHECK(!features.empty(), "stgs search: no feature directory given (stgs search FEATURES_DIR, see --help)");
-    config["features"] = std::filesystem::absolute(features).string();
-    return config;
-  }
-  STGS_CHECK(cmd.positional.empty(), "stgs search --resume takes no FEATURES_DIR (the run's config.json names it)");
-  const nlohmann::json defaults = flags.parse(std::vector<std::string>{}).config;
-  for (const auto& [key, value] : cmd.config.items())
-    STGS_CHECK(key == "resume" || key == "quiet" || value == defaults[key], "stgs search --resume: --",
-               flag_name_of(key), " cannot change a run being resumed (its config.json holds its options)");
-  run = RunDir::open(resume);
-  nlohmann::json config = run->read_json("config.json");
-  config["quiet"] = cmd.config["quiet"];
-  return config;
 }
 
 void write_best_genotype(const RunDir& run, const nas::Genotype& g) {
@@ -165,22 +168,29 @@ void save_checkpoint(const std::string& path, const nas::SearchRun& search, int6
 
 int run_search(int argc, char** argv) {
   const CommandLine flags = search_flags();
-  ParsedCommand cmd = flags.parse(argc, argv);
-  if (cmd.help) {
-    flags.print_help(stdout);
-    return 0;
-  }
-  std::optional<RunDir> run_slot;
-  const nlohmann::json config = resolve_config(flags, cmd, run_slot);
-  const bool resuming = run_slot.has_value();
-  const std::string features_dir = config["features"];
-  const bool quiet = config["quiet"];
+  const std::optional<ParsedCommand> parsed = flags.parse_or_print_help(argc, argv);
+  if (!parsed) return 0;
+  const ParsedCommand& cmd = *parsed;
+  const std::string resume = cmd.config["resume"];
+  if (resume.empty())
+    return cmd.config["sweep"] == "" ? search_with_config(cmd.config, std::nullopt)
+                                      : sweep_with_config(cmd.config, std::nullopt);
+  RunDir run = RunDir::open(resume);  // a search run or a sweep directory
+  const nlohmann::json config = flags.resumed_config(cmd, run.read_json("config.json"));
+  return config["sweep"] == "" ? search_with_config(config, std::move(run)) : sweep_with_config(config, std::move(run));
+}
 
-  const FeatureDir features = load_feature_dir(features_dir, false);
-  const nas::FeatureSet train = to_feature_set(features.train), val = to_feature_set(features.val);
+int search_with_config(nlohmann::json config, std::optional<RunDir> run_slot) {
+  const bool resuming = run_slot.has_value();
+  const bool quiet = config["quiet"];
+  const ProtocolCaches caches = protocol_caches(config["protocol"], config["features"], "", "stgs search");
+  config["features"] = join_list(caches.train, ",");
+
+  const ProtocolData data = load_protocol_data(caches, false);
+  const nas::FeatureSet train = to_feature_set(data.train), val = to_feature_set(data.val);
   const Device device = parse_device_option("stgs search", config["device"]);
   const nas::SearchConfig space =
-      search_config_for(features.train, config["cells"], config["steps"], config["channels"], config["dropout"]);
+      search_config_for(data.train, config["cells"], config["steps"], config["channels"], config["dropout"]);
   const nas::SearchRunOptions options = run_options(config, device);
 
   if (!resuming) {
@@ -218,9 +228,10 @@ int run_search(int argc, char** argv) {
             std::to_string(search.step_in_epoch()));
   } else {
     run.log("search: " + std::to_string(train.size()) + " training and " + std::to_string(val.size()) +
-            " validation clips from " + features_dir + "; device " + device.str() + "; " +
-            std::to_string(space.cells) + " cells x " + std::to_string(space.steps) + " steps, C " +
-            std::to_string(space.C) + ", L " + std::to_string(space.L) + ", M " +
+            " validation clips from " + join_list(caches.train, ", ") + " (protocol " + caches.protocol +
+            "); device " + device.str() + "; " + std::to_string(space.cells) + " cells x " +
+            std::to_string(space.steps) + " steps, C " + std::to_string(space.C) + ", L " + std::to_string(space.L) +
+            ", M " +
             std::to_string(options.architect.samples) + ", lambda " + options.architect.temperature.str() +
             "; run directory " + run.path());
   }

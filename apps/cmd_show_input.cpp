@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/cli.h"
 #include "apps/commands.h"
 #include "apps/options.h"
 #include "data/augment.h"
@@ -25,12 +26,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-void print_show_input_help(FILE* out) {
+CommandLine show_input_flags() {
   const data::ClipOptions d;
-  std::fprintf(
-      out,
-      "usage: stgs show-input MANIFEST --id ID --out DIR [options]\n"
-      "\n"
+  return CommandLine(
+      "stgs show-input", "stgs show-input MANIFEST --id ID --out DIR [options]",
       "Writes what the model sees for one clip of a manifest (evaluation pipeline: centred spectrogram window):\n"
       "  DIR/frame_00.png ...           the K face crops, S x S, de-normalised from the ImageNet-normalised input\n"
       "  DIR/spectrogram.png            the clip's log-magnitude spectrogram (time on x, low frequencies at the\n"
@@ -39,19 +38,20 @@ void print_show_input_help(FILE* out) {
       "                                 (-3 to +3 standard deviations)\n"
       "  DIR/spectrogram.safetensors    spectrogram_raw (T, 257) and spectrogram_normalised (1, 300, 257), F32\n"
       "\n"
-      "options:\n"
-      "  --id ID          the clip (manifest column id)\n"
-      "  --out DIR        output directory (created; the files above and earlier frame_*.png are replaced)\n"
-      "  --stats FILE     per-bin spectrogram statistics (safetensors) to normalise with; without it the\n"
-      "                   clip's own statistics are used, which the model never sees (a note says so)\n"
-      "  --frames K       frames per clip, 1..1000 (default %d)\n"
-      "  --size S         face crop size in pixels, 8..1024 (default %d)\n"
-      "  --augment A[,B]  also write each augmented variant (`stgs augment --list`) the same way, in DIR/<name>/\n"
-      "  --seed N         seed of the augmentations' random parameters, as `stgs extract --seed` (default 1)\n"
-      "  -h, --help       show this text\n"
-      "\n"
-      "exit status: 0 on success, 1 on a bad value, an unknown id or a read/write error, 2 on a usage error.\n",
-      d.frames, d.size);
+      "exit status: 0 on success, 1 on a bad value, an unknown id or a read/write error, 2 on a usage error.",
+      {Flag{"manifest", "", "the manifest CSV", "MANIFEST"}.positional().required(),
+       Flag{"id", "", "the clip (manifest column id)", "ID"}.required(),
+       Flag{"out", "", "output directory (created; the files above and earlier frame_*.png are replaced)", "DIR"}
+           .required(),
+       {"stats", "",
+        "per-bin spectrogram statistics (safetensors) to normalise with; without it the clip's own statistics are "
+        "used, which the model never sees (a note says so)",
+        "FILE"},
+       Flag{"frames", d.frames, "frames per clip", "K"}.in(1, 1000),
+       Flag{"size", d.size, "face crop size in pixels", "S"}.in(8, 1024),
+       {"augment", "", "also write each augmented variant (`stgs augment --list`) the same way, in DIR/<name>/",
+        "A[,B]"},
+       Flag{"seed", 1, "seed of the augmentations' random parameters, as `stgs extract --seed`"}.at_least(0)});
 }
 
 const data::ManifestRow& find_clip(const data::Manifest& manifest, const std::string& id) {
@@ -151,49 +151,17 @@ int64_t write_view(const fs::path& dir, const Tensor& frames, const Tensor& spec
 }  // namespace
 
 int run_show_input(int argc, char** argv) {
-  std::string manifest_path, id, out, stats_path, augment;
-  uint64_t seed = 1;
+  const CommandLine flags = show_input_flags();
+  const std::optional<ParsedCommand> parsed = flags.parse_or_print_help(argc, argv);
+  if (!parsed) return 0;
+  const ParsedCommand& cmd = *parsed;
+  const nlohmann::json& c = cmd.config;
+  const std::string manifest_path = c["manifest"], id = c["id"], out = c["out"], stats_path = c["stats"],
+                    augment = c["augment"];
+  const uint64_t seed = c["seed"];
   data::ClipOptions options;
-  for (int i = 0; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      STGS_CHECK(i + 1 < argc, "stgs show-input: ", arg, " needs a value");
-      return argv[++i];
-    };
-    if (arg == "-h" || arg == "--help") {
-      print_show_input_help(stdout);
-      return 0;
-    } else if (arg == "--id") {
-      id = value();
-    } else if (arg == "--out") {
-      out = value();
-    } else if (arg == "--stats") {
-      stats_path = value();
-    } else if (arg == "--frames") {
-      options.frames = int(parse_integer("stgs show-input", arg, value(), 1, 1000));
-    } else if (arg == "--size") {
-      options.size = int(parse_integer("stgs show-input", arg, value(), 8, 1024));
-    } else if (arg == "--augment") {
-      augment = value();
-    } else if (arg == "--seed") {
-      seed = uint64_t(parse_integer("stgs show-input", arg, value(), 0, (1ll << 62)));
-    } else if (!arg.empty() && arg[0] == '-') {
-      std::fprintf(stderr, "stgs show-input: unknown option '%s'\n\n", arg.c_str());
-      print_show_input_help(stderr);
-      return 2;
-    } else if (manifest_path.empty()) {
-      manifest_path = arg;
-    } else {
-      std::fprintf(stderr, "stgs show-input: one manifest at a time (got '%s' and '%s')\n", manifest_path.c_str(),
-                   arg.c_str());
-      return 2;
-    }
-  }
-  if (manifest_path.empty() || id.empty() || out.empty()) {
-    std::fprintf(stderr, "stgs show-input: MANIFEST, --id ID and --out DIR are required\n\n");
-    print_show_input_help(stderr);
-    return 2;
-  }
+  options.frames = c["frames"];
+  options.size = c["size"];
 
   // Only this clip's files matter: a missing file elsewhere in a large set should not stop the look at one clip.
   data::ManifestReadOptions read_options;
@@ -218,9 +186,8 @@ int run_show_input(int argc, char** argv) {
   const int64_t k = write_view(out, raw.frames, spec, stats, metadata);
   // Each augmented variant through the same stages (data/clip.h), its parameters from (seed, id, name).
   std::vector<std::string> augmented;
-  for (size_t start = 0; !augment.empty() && start <= augment.size();) {
-    const size_t comma = std::min(augment.find(',', start), augment.size());
-    const data::Augmentation& a = data::find_augmentation(augment.substr(start, comma - start));
+  for (const std::string& name : split_list(augment, ',')) {
+    const data::Augmentation& a = data::find_augmentation(name);
     const uint64_t aug_seed = data::augmentation_seed(seed, row.id, a.name);  // as stgs extract --seed draws it
     data::RawClip variant = raw;
     variant.frames = data::augment_frames(a, raw.frames, aug_seed);
@@ -230,7 +197,6 @@ int run_show_input(int argc, char** argv) {
     m["augmentation"] = a.name;
     write_view(fs::path(out) / a.name, variant.frames, variant_spec, stats, m);
     augmented.push_back(a.name);
-    start = comma + 1;
   }
 
   std::printf("clip %s (%s, %s, category %s %s), %s:%d\n", row.id.c_str(), data::split_name(row.split),

@@ -93,12 +93,26 @@ Detector::Detector(const std::string& run_dir, const DetectorOptions& options)
              run_dir, "`");
   const nlohmann::json results = run.read_json("results.json");
 
-  // The preprocessing the run's features went through, as the feature cache recorded it.
-  const std::string features = config["features"].get<std::string>();
-  const std::string cache_file = features + "/test.safetensors";
-  STGS_CHECK(fs::is_regular_file(cache_file), run_dir, ": the feature cache the run was trained on ('", features,
-             "') is gone; it records the backbones, statistics and clip settings a new clip must go through");
-  const Metadata meta = read_safetensors_header(cache_file).metadata;
+  // The preprocessing the run's features went through, as the feature cache recorded it: the training cache's
+  // (the first of several, --protocol mixed, whose others must record the same).
+  const std::vector<std::string> caches = split_list(config["features"].get<std::string>(), ',');
+  STGS_CHECK(!caches.empty(), run.file("config.json"), ": names no feature cache");
+  auto cache_metadata = [&](const std::string& features) {
+    const std::string file = features + "/test.safetensors";
+    STGS_CHECK(fs::is_regular_file(file), run_dir, ": the feature cache the run was trained on ('", features,
+               "') is gone; it records the backbones, statistics and clip settings a new clip must go through");
+    return read_safetensors_header(file).metadata;
+  };
+  const std::string features = caches.front(), cache_file = features + "/test.safetensors";
+  const Metadata meta = cache_metadata(features);
+  for (size_t i = 1; i < caches.size(); ++i) {
+    const Metadata other = cache_metadata(caches[i]);
+    for (const char* key : {"image_backbone_sha256", "audio_backbone_sha256", "stats_sha256", "frames", "size", "L",
+                            "audio_window"})
+      STGS_CHECK(recorded(other, key, caches[i] + "/test.safetensors") == recorded(meta, key, cache_file), run_dir,
+                 ": its feature caches '", features, "' and '", caches[i], "' record different \"", key,
+                 "\"; a new clip cannot go through the preprocessing of both");
+  }
   STGS_CHECK(recorded(meta, "format", cache_file) == data::kFeatureCacheFormat, cache_file, ": not a feature cache");
   clip_.frames = int(parse_integer(cache_file, "\"frames\"", recorded(meta, "frames", cache_file), 1, 1000));
   clip_.size = int(parse_integer(cache_file, "\"size\"", recorded(meta, "size", cache_file), 8, 4096));

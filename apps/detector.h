@@ -46,7 +46,8 @@ class Detector {
  public:
   // Throws naming the file or value at fault: a missing run directory, a search run, an unfinished evaluation
   // (no results.json) or one without its checkpoint, a feature cache that is gone or records no setting
-  // needed, a recorded file that is missing or whose SHA-256 changed.
+  // needed, a recorded file that is missing or whose SHA-256 changed. A run trained on several caches (--protocol
+  // mixed) takes its preprocessing from the first, and the others must record the same.
   Detector(const std::string& run_dir, const DetectorOptions& options);
 
   const std::string& run_dir() const { return run_dir_; }

@@ -9,30 +9,15 @@
 
 namespace stgs::apps {
 
-FeatureDir load_feature_dir(const std::string& dir, bool need_test) {
+data::FeatureSplit load_feature_split(const std::string& dir, const std::string& split) {
   STGS_CHECK(std::filesystem::is_directory(dir), dir,
              ": no such feature directory (make one with `stgs extract MANIFEST ... --out DIR`)");
-  FeatureDir d;
-  d.path = dir;
-  auto read = [&](const char* split, bool required, data::FeatureSplit& out) {
-    const std::string path = dir + "/" + split + ".safetensors";
-    if (!required && !std::filesystem::exists(path)) return;
-    STGS_CHECK(std::filesystem::exists(path), dir, ": has no ", split, ".safetensors (the ", split,
-               " split of the feature cache)");
-    out = data::read_feature_split(path);
-    STGS_CHECK(out.size() > 0, path, ": the ", split, " split has no clips");
-  };
-  read("train", true, d.train);
-  read("val", true, d.val);
-  read("test", need_test, d.test);
-  auto same_shape = [&](const data::FeatureSplit& s) {
-    if (s.size() == 0) return;
-    STGS_CHECK(s.channels() == d.train.channels() && s.length() == d.train.length(), s.path,
-               ": its feature shapes differ from the training split's (extracted with other backbones or L?)");
-  };
-  same_shape(d.val);
-  same_shape(d.test);
-  return d;
+  const std::string path = dir + "/" + split + ".safetensors";
+  STGS_CHECK(std::filesystem::exists(path), dir, ": has no ", split, ".safetensors (the ", split,
+             " split of the feature cache)");
+  data::FeatureSplit out = data::read_feature_split(path);
+  STGS_CHECK(out.size() > 0, path, ": the ", split, " split has no clips");
+  return out;
 }
 
 nas::FeatureSet to_feature_set(const data::FeatureSplit& split) {

@@ -1,6 +1,7 @@
 // The feature cache as the search and the evaluation see it: a directory of train/val/test splits
-// (data/feature_cache.h) turned into nas::FeatureSets, and the search space their shapes imply.
-// defines: FeatureDir, load_feature_dir, to_feature_set, search_config_for, backbone_parameters
+// (data/feature_cache.h) turned into nas::FeatureSets, and the search space their shapes imply (which caches
+// are combined how: apps/protocol.h).
+// defines: load_feature_split, to_feature_set, search_config_for, backbone_parameters
 #pragma once
 
 #include <string>
@@ -11,14 +12,9 @@
 
 namespace stgs::apps {
 
-struct FeatureDir {
-  std::string path;
-  data::FeatureSplit train, val, test;
-};
-
-// Reads DIR/train.safetensors, val and test. Throws naming the directory when it is missing, the file when
-// one is unreadable, and the split when it has no clips or its shapes disagree with the training split's.
-FeatureDir load_feature_dir(const std::string& dir, bool need_test = true);
+// Reads DIR/<split>.safetensors ("train", "val" or "test"). Throws naming the directory when it or the file is
+// missing, the file when it is unreadable, and the split and the file when it has no clips.
+data::FeatureSplit load_feature_split(const std::string& dir, const std::string& split);
 
 nas::FeatureSet to_feature_set(const data::FeatureSplit& split);
 

@@ -1,9 +1,11 @@
 // Option values of the subcommands: whole-string numeric parses that throw naming the command, the option and
 // the value.
-// defines: parse_integer, parse_number, parse_list, parse_device_option
+// defines: parse_integer, parse_number, split_list, join_list, parse_list, number_list, parse_device_option
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -32,19 +34,42 @@ inline double parse_number(const std::string& command, const std::string& option
   return v;
 }
 
+// The pieces of `value` between `separators` ("a,b,,c" -> a, b, "", c); none for "".
+inline std::vector<std::string> split_list(const std::string& value, char separator) {
+  std::vector<std::string> out;
+  for (size_t start = 0; !value.empty() && start <= value.size();) {
+    const size_t at = std::min(value.find(separator, start), value.size());
+    out.push_back(value.substr(start, at - start));
+    start = at + 1;
+  }
+  return out;
+}
+
+// The inverse of split_list: the items with `separator` between them.
+inline std::string join_list(const std::vector<std::string>& items, const std::string& separator) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? separator : "") + items[i];
+  return out;
+}
+
 // Exactly `count` numbers separated by `separator` (e.g. "0.7,0.15,0.15").
 inline std::vector<double> parse_list(const std::string& command, const std::string& option, const std::string& value,
                                       size_t count, char separator) {
   std::vector<double> out;
-  size_t start = 0;
-  for (;;) {
-    const size_t at = value.find(separator, start);
-    out.push_back(parse_number(command, option, value.substr(start, at - start)));
-    if (at == std::string::npos) break;
-    start = at + 1;
-  }
+  for (const std::string& piece : split_list(value, separator)) out.push_back(parse_number(command, option, piece));
   STGS_CHECK(out.size() == count, command, ": ", option, " expects ", count, " numbers separated by '", separator,
              "', got '", value, "'");
+  return out;
+}
+
+// The inverse of parse_list: "0.7,0.15,0.15" from {0.7, 0.15, 0.15} (%g), as a list flag's default.
+inline std::string number_list(const double* values, size_t count, char separator) {
+  std::string out;
+  char buf[32];
+  for (size_t i = 0; i < count; ++i) {
+    std::snprintf(buf, sizeof buf, "%g", values[i]);
+    out += (i ? std::string(1, separator) : "") + buf;
+  }
   return out;
 }
 

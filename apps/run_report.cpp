@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "apps/features.h"
+#include "apps/options.h"
 #include "apps/plots.h"
 #include "apps/run_tables.h"
 #include "data/feature_cache.h"
@@ -56,6 +57,21 @@ std::string describe_genotype(const nas::Genotype& g) {
     out += "\n";
   }
   return out;
+}
+
+// "`a`, `b`": directories as report.md shows them.
+std::string code_list(const std::vector<std::string>& dirs) { return "`" + join_list(dirs, "`, `") + "`"; }
+
+// "Protocol **mixed**: train and val from `a`, `b`; test from `a`, `b`.": the caches of each split, as
+// results.json records them (apps/protocol.h); an evaluation from before the protocols had its one cache.
+std::string protocol_line(const nlohmann::json& config, const nlohmann::json& results) {
+  std::vector<std::string> train = {config.at("features").get<std::string>()}, test = train;
+  if (results.contains("caches")) {
+    train = results.at("caches").at("train").get<std::vector<std::string>>();
+    test = results.at("caches").at("test").get<std::vector<std::string>>();
+  }
+  return "Protocol **" + results.value("protocol", "within") + "**: train and val from " + code_list(train) +
+         "; test from " + code_list(test) + ".";
 }
 
 int64_t fixed_network_parameters(const nas::Genotype& g) {
@@ -143,7 +159,8 @@ void write_search_report(const RunDir& run, const std::string& out_dir) {
   const nas::Genotype g = nas::load_genotype(run.file("genotype.json"));
   const std::string loss_png = out_dir + "/loss.png", entropy_png = out_dir + "/entropy.png";
   const size_t last = entropy.rows() - 1;
-  std::string report = "# Search\n\nFeatures `" + config.value("features", "") + "`, mode " + s.mode + " (M " +
+  std::string report = "# Search\n\nFeatures " + code_list(split_list(config.value("features", ""), ',')) +
+                       " (protocol " + config.value("protocol", "within") + "), mode " + s.mode + " (M " +
                        config.at("samples").dump() + ", lambda " + config.at("lambda").dump() + "), " +
                        std::to_string(entropy.rows()) + " of at most " + config.at("epochs").dump() + " epochs.\n\n";
   char line[512];  // numbers only
@@ -169,10 +186,10 @@ void write_search_report(const RunDir& run, const std::string& out_dir) {
 void write_eval_report(const RunDir& run, const std::string& out_dir) {
   const nlohmann::json config = run.read_json("config.json"), results = run.read_json("results.json");
   const std::string loss_png = out_dir + "/loss.png", roc_png = out_dir + "/roc.png";
-  std::string report = "# Evaluation\n\nGenotype `" + config.at("genotype").get<std::string>() + "`, features `" +
-                       config.at("features").get<std::string>() + "`, " + results.at("test_clips").dump() +
-                       " test clips, device " + results.at("device").get<std::string>() +
-                       ".\n\n| model | test AUC | ACC @ 0.5 | EER | fusion params | total params | best epoch |\n"
+  std::string report = "# Evaluation\n\nGenotype `" + config.at("genotype").get<std::string>() + "`, " +
+                       results.at("test_clips").dump() + " test clips, device " +
+                       results.at("device").get<std::string>() + ".\n\n" + protocol_line(config, results) +
+                       "\n\n| model | test AUC | ACC @ 0.5 | EER | fusion params | total params | best epoch |\n"
                        "|---|---|---|---|---|---|---|\n";
   auto metric = [](const nlohmann::json& m, const char* key) {
     return format_metric(m.at(key).is_null() ? NAN : m.at(key).get<double>());

@@ -48,8 +48,9 @@ std::string format_count(int64_t n);
 void render_run_plots(const RunDir& run, const std::string& out_dir);
 
 // Writes report.md into out_dir (the run directory itself, or another directory) and, when `plots` and gnuplot
-// is installed, the figures it shows there (render_run_plots). A search report gives its settings, the best epoch's validation metrics, the final entropies and
-// the best genotype; an evaluation report the results table of every model it trained.
+// is installed, the figures it shows there (render_run_plots). A search report gives its caches and protocol,
+// its settings, the best epoch's validation metrics, the final entropies and the best genotype; an evaluation
+// report its protocol (the caches of each split) and the results table of every model it trained.
 void write_run_report(const RunDir& run, const std::string& out_dir, bool plots);
 
 }  // namespace stgs::apps

@@ -1,9 +1,11 @@
-// The `stgs` command: one binary, subcommands (apps/cmd_*.cpp).
+// The `stgs` command: one binary, subcommands (apps/cmd_*.cpp). Exit status: what the subcommand returns,
+// 1 on an error it raises, 2 on a usage error (an unknown command, flag or config key; a missing argument).
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string>
 
+#include "apps/cli.h"
 #include "apps/commands.h"
 #include "engine/storage.h"
 #include "engine/version.h"
@@ -67,6 +69,9 @@ int main(int argc, char** argv) {
     if (cmd == "eval") return stgs::apps::run_eval(argc - 2, argv + 2);
     if (cmd == "detect") return stgs::apps::run_detect(argc - 2, argv + 2);
     if (cmd == "report") return stgs::apps::run_report(argc - 2, argv + 2);
+  } catch (const stgs::apps::UsageError& e) {
+    std::fprintf(stderr, "%s\n(`stgs %s --help` lists the options)\n", e.what(), cmd.c_str());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "stgs %s: error: %s\n", cmd.c_str(), e.what());
     return 1;

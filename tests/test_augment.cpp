@@ -560,6 +560,6 @@ TEST_CASE("stgs augment: --list prints the 36 rows; --help; usage errors", "[aug
   CHECK_THAT(r.output, Contains("usage: stgs augment"));
   r = testing::run_stgs("augment --frobnicate");
   CHECK(r.status == 2);
-  CHECK_THAT(r.output, Contains("unknown argument '--frobnicate'"));
+  CHECK_THAT(r.output, Contains("unknown flag --frobnicate"));
   CHECK_THAT(testing::run_stgs("--help").output, Contains("augment"));
 }

@@ -11,6 +11,7 @@
 
 #include "apps/run_dir.h"
 #include "apps/run_tables.h"
+#include "data/feature_cache.h"
 #include "data/ffmpeg.h"
 #include "data/manifest.h"
 #include "engine/io/json_strict.h"
@@ -182,6 +183,23 @@ TEST_CASE("stgs detect: clear errors naming the file or value", "[detect][app]")
   CHECK_THAT(detect(clip + " " + broken.string()),
              Catch::Contains("the feature cache the run was trained on ('" + tmp.file("gone") + "') is gone"));
 
+  // A run on several caches (--protocol mixed) goes through the first one's preprocessing; the others must
+  // record the same.
+  copy_from_run(p.eval_run, broken, "genotype.json");
+  fs::copy(p.features, tmp.dir / "copy", fs::copy_options::recursive);
+  config["features"] = p.features + "," + tmp.file("copy");
+  std::ofstream(broken / "config.json", std::ios::trunc) << config.dump();
+  const CommandResult mixed = run_stgs("detect " + clip + " " + broken.string() + " --json --device cpu");
+  INFO(mixed.output);
+  CHECK(mixed.status == 0);
+  CHECK_THAT(mixed.output, Catch::Contains("\"features\": \"" + p.features + "\""));
+  data::FeatureSplit test = data::read_feature_split(tmp.file("copy/test.safetensors"));
+  test.metadata["L"] = "3";
+  data::write_feature_split(tmp.file("copy/test.safetensors"), test);
+  CHECK_THAT(detect(clip + " " + broken.string()),
+             Catch::Contains("its feature caches '" + p.features + "' and '" + tmp.file("copy") +
+                             "' record different \"L\""));
+
   // Files the feature cache recorded: a different file in place of the image backbone.
   testing::write_file_bytes(tmp.file("other.safetensors"), "not the backbone");
   CHECK_THAT(detect(clip + " " + p.eval_run + " --image-backbone " + tmp.file("other.safetensors")),
@@ -204,11 +222,20 @@ TEST_CASE("stgs detect: clear errors naming the file or value", "[detect][app]")
   CHECK_THAT(detect(row.frames_dir + " --audio " + row.audio + " --face-box 1,2,3 " + p.eval_run),
              Catch::Contains("--face-box: face_box '1,2,3' is not four integers"));
 
-  // Usage.
-  CHECK_THAT(detect("--manifest " + p.manifest + " " + p.eval_run), Catch::Contains("--manifest needs --out"));
+  // Usage: a bad value is an error (status 1), a missing argument a usage error (status 2).
   CHECK_THAT(detect("--manifest " + p.manifest + " " + p.eval_run + " --out x.csv --split tset"),
              Catch::Contains("--split 'tset': expected train, val or test"));
-  CHECK_THAT(detect(p.eval_run), Catch::Contains("expected `stgs detect CLIP RUN_DIR`"));
+  CHECK_THAT(detect(clip + " " + p.eval_run + " --threshold 2"), Catch::Contains("--threshold expects a number in [0, 1]"));
+  auto usage = [&](const std::string& args) {
+    const CommandResult r = run_stgs("detect " + args + " --device cpu");
+    CHECK(r.status == 2);
+    return r.output;
+  };
+  CHECK_THAT(usage("--manifest " + p.manifest + " " + p.eval_run), Catch::Contains("--manifest needs --out"));
+  CHECK_THAT(usage("--manifest " + p.manifest + " " + clip + " " + p.eval_run + " --out x.csv"),
+             Catch::Contains("(no CLIP)"));
+  CHECK_THAT(usage(p.eval_run), Catch::Contains("expected `stgs detect CLIP RUN_DIR`"));
+  CHECK_THAT(usage(clip + " " + p.eval_run + " extra"), Catch::Contains("unexpected argument 'extra'"));
   const CommandResult help = run_stgs("detect --help");
   CHECK(help.status == 0);
   CHECK_THAT(help.output, Catch::Contains("usage: stgs detect CLIP RUN_DIR"));

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "data/feature_cache.h"
@@ -198,7 +199,12 @@ TEST_CASE("stgs pretrain + extract: state dicts, the three splits, reuse, rebuil
   CHECK(image.metadata.at("width") == "4");
   CHECK(image.metadata.at("size") == "32");
   CHECK(image.metadata.at("manifest_sha256") == sha256_file(manifest));
+  CHECK(image.metadata.at("epochs") == "1");
   CHECK(image.contains("fc.weight"));
+  const nlohmann::json image_config = nlohmann::json::parse(testing::read_file_bytes(tmp.file("image.config.json")));
+  CHECK(image_config["epochs"] == 1);  // the flag over the file
+  CHECK(image_config["width"] == 4);   // the file over the default
+  CHECK(image_config["modality"] == "image");
   SafetensorsFile audio = load_safetensors(tmp.file("audio.safetensors"));
   ResNet34(ResNetConfig::audio(4, 2)).load_state_dict(StateDict(audio.tensors));
   CHECK(audio.contains("classifier.weight"));
@@ -206,9 +212,14 @@ TEST_CASE("stgs pretrain + extract: state dicts, the three splits, reuse, rebuil
   CHECK(audio.metadata.at("stats_sha256") == sha256_file(tmp.file("audio.stats.safetensors")));
 
   const std::string out = tmp.file("cache");
-  CommandResult r = run_stgs("extract " + manifest + backbones + " --out " + out + " --L 3 --device cpu");
+  testing::write_file_bytes(tmp.file("extract.json"), R"({"L": 5, "device": "cpu"})");
+  CommandResult r = run_stgs("extract " + manifest + backbones + " --out " + out + " --config " +
+                             tmp.file("extract.json") + " --L 3");
   INFO(r.output);
   REQUIRE(r.status == 0);
+  const nlohmann::json extract_config = nlohmann::json::parse(testing::read_file_bytes(out + "/config.json"));
+  CHECK(extract_config["L"] == 3);
+  CHECK(extract_config["device"] == "cpu");
   const data::Manifest m = data::read_manifest(manifest);
   for (data::Split s : {data::Split::Train, data::Split::Val, data::Split::Test}) {
     const data::FeatureSplit f = data::read_feature_split(out + "/" + data::split_name(s) + ".safetensors");
@@ -317,6 +328,22 @@ TEST_CASE("stgs pretrain + extract: state dicts, the three splits, reuse, rebuil
   CHECK_THAT(r.output, Catch::Contains("--modality expects image or audio"));
   r = run_stgs("extract " + manifest);
   CHECK(r.status == 2);
+}
+
+TEST_CASE("stgs extract: a manifest split without clips is refused, naming the split", "[extract][cli]") {
+  TempDir tmp("extract_empty_split");
+  data::SynthConfig c;
+  c.clips = 8;  // 2 per category: 1 train, 1 val
+  c.size = 16;
+  c.frames = 1;
+  c.min_seconds = c.max_seconds = 1.0;
+  c.split[0] = 1, c.split[1] = 1, c.split[2] = 0;  // no test clips
+  data::generate_synthetic(tmp.file("set"), c);
+  const std::string manifest = tmp.file("set/manifest.csv");
+  const CommandResult r = run_stgs("extract " + manifest + " --image-backbone " + tmp.file("i.safetensors") +
+                                   " --audio-backbone " + tmp.file("a.safetensors") + " --out " + tmp.file("cache"));
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains(manifest + ": the test split has no clips"));
 }
 
 TEST_CASE("stgs pretrain + extract on a GPU: the features match the CPU's", "[extract][cuda]") {

@@ -131,8 +131,8 @@ TEST_CASE("stgs report: an STGS search, a softmax search and an evaluation compa
   bad = run_stgs("report " + tmp.file("nope"));
   CHECK_THAT(bad.output, Catch::Contains(tmp.file("nope") + ": no such run directory"));
   bad = run_stgs("report");
-  CHECK(bad.status == 1);
-  CHECK_THAT(bad.output, Catch::Contains("expected at least one RUN_DIR"));
+  CHECK(bad.status == 2);  // a usage error
+  CHECK_THAT(bad.output, Catch::Contains("RUN_DIR is required"));
   const CommandResult help = run_stgs("report --help");
   CHECK(help.status == 0);
   CHECK_THAT(help.output, Catch::Contains("usage: stgs report RUN_DIR"));

@@ -10,57 +10,23 @@
 #include <string>
 
 #include "apps/run_dir.h"
-#include "data/feature_cache.h"
-#include "engine/random.h"
-#include "engine/tensor.h"
 #include "nas/genotype.h"
+#include "tests/feature_cache_fixture.h"
 #include "tests/test_files.h"
 
 using namespace stgs;
 using stgs::testing::CommandResult;
+using stgs::testing::only_run;
 using stgs::testing::run_stgs;
+using stgs::testing::slurp;
 using stgs::testing::TempDir;
+using stgs::testing::write_feature_cache;
 namespace fs = std::filesystem;
 
 namespace {
 
-// A cache whose image.layer3 and audio.layer2 carry the label (a +-1.5 shift), the rest noise. Channels
-// 4, 4, 8, 8 per modality, L = 4.
-void write_cache(const fs::path& dir, uint64_t seed) {
-  fs::create_directories(dir);
-  Generator gen(seed);
-  const std::pair<const char*, int64_t> splits[] = {{"train", 48}, {"val", 24}, {"test", 24}};
-  for (const auto& [name, n] : splits) {
-    data::FeatureSplit s;
-    s.split = name;
-    std::vector<int64_t> labels, categories;
-    for (int64_t i = 0; i < n; ++i) {
-      labels.push_back(i % 2);
-      categories.push_back(i % 2 ? 3 : 0);
-      s.ids.push_back(std::string(name) + "-" + std::to_string(i));
-    }
-    s.labels = from_vector(labels, Shape{n});
-    s.categories = from_vector(categories, Shape{n});
-    const Tensor sign = (s.labels.to(DType::F32) * 2.0 - 1.0).reshape(Shape{n, 1, 1});
-    const int64_t channels[8] = {4, 4, 8, 8, 4, 4, 8, 8};
-    for (int f = 0; f < 8; ++f) {
-      Tensor x = randn(Shape{n, channels[f], 4}, DType::F32, Device::cpu(), &gen);
-      if (f == 2 || f == 5) x = (x + sign * 1.5).contiguous();
-      s.features.push_back(x);
-    }
-    data::write_feature_split((dir / (std::string(name) + ".safetensors")).string(), s);
-  }
-}
-
 // Lines of a text file.
 long count_lines(const std::string& text) { return long(std::count(text.begin(), text.end(), '\n')); }
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // metrics.csv without its last column (seconds), which differs between runs.
 std::string metrics_without_time(const fs::path& p) {
@@ -68,17 +34,6 @@ std::string metrics_without_time(const fs::path& p) {
   std::string line, out;
   while (std::getline(in, line)) out += line.substr(0, line.rfind(',')) + "\n";
   return out;
-}
-
-std::string only_run(const fs::path& runs, const std::string& prefix) {
-  std::string found;
-  for (const auto& e : fs::directory_iterator(runs))
-    if (e.path().filename().string().rfind(prefix, 0) == 0) {
-      REQUIRE(found.empty());
-      found = e.path().string();
-    }
-  REQUIRE(!found.empty());
-  return found;
 }
 
 const std::string kSearchFlags = " --epochs 3 --samples 2 --channels 8 --lambda 1 --optimizer adam --weight-lr 0.01"
@@ -89,7 +44,7 @@ const std::string kSearchFlags = " --epochs 3 --samples 2 --channels 8 --lambda 
 TEST_CASE("stgs search and eval: run directories, resume after a kill and after Ctrl-C", "[app][e2e]") {
   TempDir tmp("search_cli");
   const fs::path cache = tmp.dir / "features";
-  write_cache(cache, 5);
+  write_feature_cache(cache, 5);
 
   // The uninterrupted search.
   CommandResult r = run_stgs("search " + cache.string() + " --runs-dir " + (tmp.dir / "a").string() + kSearchFlags);
@@ -172,18 +127,18 @@ TEST_CASE("stgs search and eval: clear errors for bad input", "[app][e2e]") {
   CHECK(r.output.find("no such feature directory") != std::string::npos);
 
   const fs::path cache = tmp.dir / "features";
-  write_cache(cache, 6);
+  write_feature_cache(cache, 6);
   fs::remove(cache / "val.safetensors");
   r = run_stgs("search " + cache.string() + " --quiet");
   CHECK(r.output.find("has no val.safetensors") != std::string::npos);
 
-  write_cache(cache, 6);
+  write_feature_cache(cache, 6);
   { std::ofstream(cache / "val.safetensors", std::ios::binary | std::ios::trunc) << "not a safetensors file"; }
   r = run_stgs("search " + cache.string() + " --quiet");
   CHECK(r.status != 0);
   CHECK(r.output.find("val.safetensors") != std::string::npos);
 
-  write_cache(cache, 6);
+  write_feature_cache(cache, 6);
   r = run_stgs("search " + cache.string() + " --epoch 3");
   CHECK(r.output.find("unknown flag --epoch (did you mean --epochs?)") != std::string::npos);
 
@@ -209,7 +164,19 @@ TEST_CASE("stgs search and eval: clear errors for bad input", "[app][e2e]") {
   r = run_stgs("search --resume " + run.string() + " --quiet");
   CHECK(r.status != 0);
   CHECK(r.output.find("last.safetensors") != std::string::npos);
-  // An empty split.
   r = run_stgs("eval --resume " + (tmp.dir / "nope").string());
   CHECK(r.output.find("no such run directory") != std::string::npos);
+
+  // A split without clips is refused, naming the split and its file.
+  const fs::path no_test = tmp.dir / "no_test", no_train = tmp.dir / "no_train";
+  write_feature_cache(no_test, 7, 4, {48, 24, 0});
+  r = run_stgs("eval --genotype " + (run / "genotype.json").string() + " --features " + no_test.string() +
+               " --runs-dir " + (tmp.dir / "runs").string() + " --quiet");
+  CHECK(r.status == 1);
+  CHECK(r.output.find((no_test / "test.safetensors").string() + ": the test split has no clips") != std::string::npos);
+  write_feature_cache(no_train, 8, 4, {0, 24, 24});
+  r = run_stgs("search " + no_train.string() + " --runs-dir " + (tmp.dir / "runs").string() + " --quiet");
+  CHECK(r.status == 1);
+  CHECK(r.output.find((no_train / "train.safetensors").string() + ": the train split has no clips") !=
+        std::string::npos);
 }

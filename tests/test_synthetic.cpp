@@ -391,11 +391,11 @@ TEST_CASE("stgs synth: writes and reports a set; rejects bad values", "[data][cl
   CHECK_THAT(r.output, Catch::Contains("--seconds expects a number, got 'x'"));
   r = run_synth(out + " --frames");
   CHECK(r.status == 1);
-  CHECK_THAT(r.output, Catch::Contains("--frames needs a value"));
+  CHECK_THAT(r.output, Catch::Contains("--frames expects a value"));
   r = run_synth("--clips 4");
   CHECK(r.status == 2);
   CHECK_THAT(r.output, Catch::Contains("--out DIR is required"));
   r = run_synth(out + " --bogus");
   CHECK(r.status == 2);
-  CHECK_THAT(r.output, Catch::Contains("unknown argument '--bogus'"));
+  CHECK_THAT(r.output, Catch::Contains("unknown flag --bogus"));
 }

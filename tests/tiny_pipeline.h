@@ -29,7 +29,11 @@ inline std::string tiny_synthetic_set(const TempDir& tmp) {
 // --audio-backbone A".
 inline std::string pretrain_tiny_backbones(const TempDir& tmp, const std::string& manifest,
                                            const std::string& device = "cpu") {
-  const std::string common = manifest + " --width 4 --epochs 1 --batch 4 --device " + device + " --quiet";
+  // The options come from a config file whose 3 epochs the command line overrides (the pretrain config test
+  // reads the resolved image.config.json).
+  write_file_bytes(tmp.file("pretrain.json"),
+                   R"({"width": 4, "epochs": 3, "batch": 4, "quiet": true, "device": ")" + device + "\"}");
+  const std::string common = manifest + " --config " + tmp.file("pretrain.json") + " --epochs 1";
   CommandResult r =
       run_stgs("pretrain " + common + " --modality image --size 32 --frames 2 --out " + tmp.file("image.safetensors"));
   INFO(r.output);

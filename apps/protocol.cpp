@@ -1,0 +1,107 @@
+#include "apps/protocol.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <sstream>
+
+#include "apps/features.h"
+#include "apps/options.h"
+#include "engine/ops.h"
+#include "kernels/check.h"
+
+namespace stgs::apps {
+namespace {
+
+// "channels [4, 4, 8, 8, 4, 4, 8, 8], L 4": what has to agree between combined caches.
+std::string shape_text(const data::FeatureSplit& s) {
+  std::ostringstream out;
+  out << "channels [";
+  const std::vector<int64_t> channels = s.channels();
+  for (size_t i = 0; i < channels.size(); ++i) out << (i ? ", " : "") << channels[i];
+  out << "], L " << s.length();
+  return out.str();
+}
+
+}  // namespace
+
+nlohmann::json ProtocolCaches::by_split() const { return {{"train", train}, {"val", train}, {"test", test}}; }
+
+std::string ProtocolCaches::summary() const {
+  return protocol + ": train and val from " + join_list(train, ", ") + "; test from " + join_list(test, ", ");
+}
+
+ProtocolCaches protocol_caches(const std::string& protocol, const std::string& features,
+                               const std::string& test_features, const std::string& command) {
+  ProtocolCaches c;
+  c.protocol = protocol;
+  for (const std::string& dir : split_list(features, ',')) {
+    STGS_CHECK(!dir.empty(), command, ": --features '", features, "' has an empty entry");
+    const std::string path = std::filesystem::absolute(dir).lexically_normal().string();
+    STGS_CHECK(std::find(c.train.begin(), c.train.end(), path) == c.train.end(), command, ": --features names ",
+               path, " twice");
+    c.train.push_back(path);
+  }
+  STGS_CHECK(!c.train.empty(), command, ": no feature directory given (--features DIR)");
+  if (protocol == "mixed") {
+    STGS_CHECK(c.train.size() >= 2, command, ": --protocol mixed merges two or more caches: --features A,B");
+  } else {
+    STGS_CHECK(c.train.size() == 1, command, ": --features names ", c.train.size(), " caches; --protocol ", protocol,
+               " takes one (--protocol mixed merges several)");
+  }
+  if (protocol == "cross") {
+    STGS_CHECK(!test_features.empty(), command, ": --protocol cross needs --test-features DIR (the cache whose test "
+               "split is scored)");
+    c.test = {std::filesystem::absolute(test_features).lexically_normal().string()};
+  } else {
+    STGS_CHECK(test_features.empty(), command, ": --test-features is for --protocol cross (this is ", protocol, ")");
+    c.test = c.train;
+  }
+  return c;
+}
+
+ProtocolData load_protocol_data(const ProtocolCaches& caches, bool need_test) {
+  ProtocolData d;
+  d.caches = caches;
+  std::vector<data::FeatureSplit> train, val, test;
+  auto add = [&](std::vector<data::FeatureSplit>& to, const std::string& dir, const char* split) {
+    to.push_back(load_feature_split(dir, split));
+    const data::FeatureSplit& reference = train.front();
+    const data::FeatureSplit& s = to.back();
+    STGS_CHECK(s.channels() == reference.channels() && s.length() == reference.length(), s.path, ": its features (",
+               shape_text(s), ") differ from those of ", reference.path, " (", shape_text(reference),
+               "): the two were extracted with other backbone widths or another L, and --protocol ", caches.protocol,
+               " needs them alike");
+  };
+  for (const std::string& dir : caches.train) {
+    add(train, dir, "train");
+    add(val, dir, "val");
+  }
+  if (need_test)
+    for (const std::string& dir : caches.test) add(test, dir, "test");
+  d.train = merge_feature_splits(train);
+  d.val = merge_feature_splits(val);
+  if (need_test) d.test = merge_feature_splits(test);
+  return d;
+}
+
+data::FeatureSplit merge_feature_splits(const std::vector<data::FeatureSplit>& splits) {
+  STGS_CHECK(!splits.empty(), "merge_feature_splits: no splits");
+  if (splits.size() == 1) return splits.front();
+  data::FeatureSplit out;
+  out.split = splits.front().split;
+  std::vector<Tensor> labels, categories;
+  std::vector<std::vector<Tensor>> features(splits.front().features.size());
+  for (const data::FeatureSplit& s : splits) {
+    out.path += (out.path.empty() ? "" : ", ") + s.path;
+    out.ids.insert(out.ids.end(), s.ids.begin(), s.ids.end());
+    labels.push_back(s.labels);
+    categories.push_back(s.categories);
+    for (size_t i = 0; i < features.size(); ++i) features[i].push_back(s.features.at(i));
+  }
+  out.labels = concat(labels, 0);
+  out.categories = concat(categories, 0);
+  for (const std::vector<Tensor>& parts : features) out.features.push_back(concat(parts, 0));  // (sum N, C_i, L)
+  return out;
+}
+
+}  // namespace stgs::apps
