@@ -27,6 +27,17 @@ const KindInfo& info(FusionOpKind kind) {
   STGS_FAIL("fusion op: invalid kind ", int(kind));
 }
 
+// conv(concat(x, y)) for a 1x1 Conv1d over the channel concatenation. When x and y are one tensor (every
+// step of a search cell: both inner inputs are its t) that equals (W[:, :C] + W[:, C:]) x + b: half the GEMM
+// work forward and backward and no concatenated copy, for one weight-sized addition (and its backward) per
+// call, which pays once a call carries the M draws of a search step.
+Tensor conv_of_pair(Conv1d& conv, const Tensor& x, const Tensor& y) {
+  if (x.impl() != y.impl()) return conv.forward(concat({x, y}, 1));
+  const int64_t C = x.size(1);
+  const Tensor folded = add(conv.weight.narrow(1, 0, C), conv.weight.narrow(1, C, C));  // (C_out, C, 1)
+  return conv1d(x, folded, conv.bias);
+}
+
 }  // namespace
 
 const char* fusion_op_name(FusionOpKind kind) { return info(kind).name; }
@@ -96,7 +107,7 @@ LinearGLUFusion::LinearGLUFusion(int64_t C, int64_t L, double p, Generator* gen)
 
 Tensor LinearGLUFusion::forward(const Tensor& x, const Tensor& y, int64_t groups) {
   check_inputs(x, y);
-  const Tensor h = bn->forward(conv->forward(concat({x, y}, 1)), groups);  // (B, 2C, L)
+  const Tensor h = bn->forward(conv_of_pair(*conv, x, y), groups);  // (B, 2C, L)
   return dropout->forward(glu(h, 1));                              // (B, C, L)
 }
 
@@ -109,7 +120,7 @@ ConcatFCFusion::ConcatFCFusion(int64_t C, int64_t L, double p, Generator* gen)
 
 Tensor ConcatFCFusion::forward(const Tensor& x, const Tensor& y, int64_t groups) {
   check_inputs(x, y);
-  const Tensor h = bn->forward(conv->forward(concat({x, y}, 1)), groups);  // (B, C, L)
+  const Tensor h = bn->forward(conv_of_pair(*conv, x, y), groups);  // (B, C, L)
   return dropout->forward(relu(h));
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/ops.h"
+#include "tests/compare.h"
 #include "nas/fusion_ops.h"
 #include "nas/reshape.h"
 #include "tests/gradcheck.h"
@@ -235,6 +236,36 @@ TEST_CASE("LinearGLU and ConcatFC gradients match central differences (F64, BN t
       Tensor x = leaf(Shape{2, 3, 4}, 25), y = leaf(Shape{2, 3, 4}, 26);
       check_gradients([&] { return (*op)(x, y); }, join({{"x", x}, {"y", y}}, op->named_parameters()));
     }
+  }
+}
+
+TEST_CASE("LinearGLU and ConcatFC on one tensor twice (a search step) fold the conv weights exactly", "[nas][grad]") {
+  // op(t, t) takes the folded path (W[:, :C] + W[:, C:]) t; op(t, copy of t) the concatenation. Same values
+  // and gradients, and the folded path's own central differences.
+  for (FusionOpKind kind : {FusionOpKind::LinearGLU, FusionOpKind::ConcatFC}) {
+    INFO(fusion_op_name(kind));
+    Generator gen(30);
+    const auto op = make_fusion_op(kind, 3, 4, 0.0, &gen);
+    op->to(DType::F64);
+    randomise_state(*op, 31);
+    Tensor t = leaf(Shape{3, 3, 4}, 32);
+    const Tensor folded = (*op)(t, t);
+    const Tensor concatenated = (*op)(t, t.detach().clone());
+    CHECK(testing::compare("folded vs concatenated", concatenated, folded, {1e-12, 0}).empty());
+    const Tensor g = normal64(folded.shape(), 33);
+    sum(mul(folded, g)).backward();
+    const std::vector<double> dt = t.grad().to_vector<double>();
+    const Tensor weight = op->named_parameters().front().second;  // conv.weight
+    const std::vector<double> dw = weight.grad().to_vector<double>();
+    op->zero_grad();
+    Tensor t1 = t.detach().clone().set_requires_grad(true), t2 = t.detach().clone().set_requires_grad(true);
+    sum(mul((*op)(t1, t2), g)).backward();
+    const std::vector<double> dt_sum = add(t1.grad(), t2.grad()).to_vector<double>();
+    const std::vector<double> dw_concat = weight.grad().to_vector<double>();
+    for (size_t i = 0; i < dt.size(); ++i) CHECK(dt[i] == Approx(dt_sum[i]).margin(1e-12));
+    for (size_t i = 0; i < dw.size(); ++i) CHECK(dw[i] == Approx(dw_concat[i]).margin(1e-12));
+    t.zero_grad();
+    check_gradients([&] { return (*op)(t, t); }, join({{"t", t}}, op->named_parameters()));
   }
 }
 

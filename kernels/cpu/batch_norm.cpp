@@ -10,7 +10,7 @@ namespace stgs::kernels::cpu {
 namespace {
 
 // Parallelise only when there is enough work to pay for the threads.
-constexpr int64_t kParallelMin = 8192;
+constexpr int64_t kParallelMin = 4096;
 
 // Sum of f(s) over s in [0, S) in 8 independent double lanes, combined in a fixed order. One accumulator
 // serialises on the 3-4 cycle FP-add latency (~0.3 elements per cycle, ~3x slower than streaming the
