@@ -14,6 +14,7 @@
 
 #include "engine/ops.h"
 #include "nas/search_network.h"
+#include "tests/compare.h"
 #include "tests/module_gradcheck.h"
 
 using namespace stgs;
@@ -583,4 +584,51 @@ TEST_CASE("SearchNetwork rejects wrong input counts, shapes and samples with err
   CHECK_THROWS_WITH(net.cell(-1), Catch::Contains("SearchNetwork::cell: index -1 out of range for 2 cells"));
   CHECK_THROWS_WITH(net.cell(0)->forward(randn({2, 3, 3}), s.beta, s.gamma, SearchPath::Exact),
                     Catch::Contains("SearchCell 0: input x must be (B, 4, 3), got F32[2, 3, 3]"));
+}
+
+TEST_CASE("sampled_loss on CUDA matches the CPU: the batched exact path, its gradients and running statistics",
+          "[nas][cuda]") {
+  // Same weights, logits, features and sampler seed on both devices (the Gumbel kernels draw the same noise);
+  // dropout off, so the only differences are F32 rounding.
+  const SearchConfig config = small_config();
+  const int M = 5;
+  auto build = [&](Device device) {
+    auto net = std::make_shared<SearchNetwork>(config);
+    randomise(*net, 81);
+    auto arch = std::make_shared<ArchParams>(config);
+    randomise_logits(*arch, 82);
+    net->to(device);
+    arch->to(device);
+    for (auto& [name, module] : net->named_modules())
+      if (name.size() >= 7 && name.compare(name.size() - 7, 7, "dropout") == 0) module->eval();
+    return std::make_pair(net, arch);
+  };
+  auto [net_cpu, arch_cpu] = build(Device::cpu());
+  auto [net_gpu, arch_gpu] = build(Device::cuda(0));
+  const std::vector<Tensor> features = make_features(config, 6, DType::F32, 83);
+  std::vector<Tensor> features_gpu;
+  for (const Tensor& f : features) features_gpu.push_back(f.to(Device::cuda(0)));
+  const Tensor labels = from_vector<int64_t>({0, 1, 1, 0, 1, 0}, {6});
+  Generator g_cpu(84), g_gpu(84);
+  const Tensor loss_cpu = sampled_loss(*net_cpu, net_cpu->reshape_inputs(features), *arch_cpu, labels, 2.0, M,
+                                       GumbelMode::Hard, SearchPath::Exact, &g_cpu);
+  const Tensor loss_gpu = sampled_loss(*net_gpu, net_gpu->reshape_inputs(features_gpu), *arch_gpu,
+                                       labels.to(Device::cuda(0)), 2.0, M, GumbelMode::Hard, SearchPath::Exact, &g_gpu);
+  loss_cpu.backward();
+  loss_gpu.backward();
+  CHECK(loss_gpu.item() == Approx(loss_cpu.item()).epsilon(1e-5));
+  const testing::Tolerance tol{1e-4, 1e-3};
+  auto compare_all = [&](const std::vector<std::pair<std::string, Tensor>>& a,
+                         const std::vector<std::pair<std::string, Tensor>>& b, bool grads) {
+    REQUIRE(a.size() == b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      const Tensor x = grads ? a[i].second.grad() : a[i].second, y = grads ? b[i].second.grad() : b[i].second;
+      REQUIRE(x.defined() == y.defined());
+      if (x.defined()) CHECK(testing::compare(a[i].first, x, y.to(Device::cpu()), tol) == "");
+    }
+  };
+  compare_all(arch_cpu->named_parameters(), arch_gpu->named_parameters(), true);
+  compare_all(net_cpu->named_parameters(), net_gpu->named_parameters(), true);
+  const StateDict s_cpu = net_cpu->state_dict(), s_gpu = net_gpu->state_dict();
+  compare_all(s_cpu.entries(), s_gpu.entries(), false);
 }
