@@ -40,18 +40,31 @@ endif
 
 ifeq ($(CUDA),1)
   CPPFLAGS += -DSTGS_CUDA=1 -I$(CUDA_HOME)/include
-  LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudnn -lcudart
+  LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudnn -lnccl -lcudart
+endif
+
+# MPI (CPU ranks, NCCL bootstrap) when OpenMPI's wrapper is installed: its include and link flags, STGS_MPI=1.
+# MPI=0 builds without it (distributed runs then need NCCL and STGS_NCCL_ID_FILE).
+MPICXX ?= $(shell command -v mpicxx 2>/dev/null)
+ifeq ($(origin MPI),undefined)
+  MPI := $(if $(MPICXX),1,0)
+endif
+ifeq ($(MPI),1)
+  # OMPI_SKIP_MPICXX: the C API only (OpenMPI's deprecated C++ bindings warn under -Wextra).
+  CPPFLAGS += -DSTGS_MPI=1 -DOMPI_SKIP_MPICXX=1 $(shell $(MPICXX) --showme:compile)
+  LDLIBS   += $(shell $(MPICXX) --showme:link)
 endif
 
 # ---- sources --------------------------------------------------------------------------------------
 LIB_CPP := $(wildcard kernels/cpu/*.cpp) $(wildcard engine/*.cpp) $(wildcard engine/ops/*.cpp) \
            $(wildcard engine/nn/*.cpp) $(wildcard engine/optim/*.cpp) $(wildcard engine/io/*.cpp) \
+           $(wildcard engine/distributed/*.cpp) \
            $(wildcard nas/*.cpp) $(wildcard data/*.cpp)
 # apps/ support code (run directories, plots, ...) goes into the library too, so the tests can reach it;
 # the subcommands (cmd_*.cpp), main (stgs.cpp) and the benchmark program stay out.
 LIB_CPP += $(filter-out apps/stgs.cpp apps/cmd_%.cpp apps/bench%.cpp,$(wildcard apps/*.cpp))
 ifeq ($(CUDA),1)
-  LIB_CU := $(wildcard kernels/cuda/*.cu) $(wildcard engine/cuda/*.cu)
+  LIB_CU := $(wildcard kernels/cuda/*.cu) $(wildcard engine/cuda/*.cu) $(wildcard engine/distributed/*.cu)
 else
   LIB_CPP += engine/cuda/runtime_none.cpp
   LIB_CU :=

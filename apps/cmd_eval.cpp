@@ -14,6 +14,7 @@
 //   models/image-only.safetensors, models/audio-only.safetensors   their best weights and genotypes (stgs detect)
 //   report.md                      the protocol, the results table and the figures (apps/run_report.h)
 //   loss.png, roc.png              when gnuplot is installed
+// Started by mpirun/srun/torchrun (apps/distributed.h), every rank trains data parallel and only rank 0 writes.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -23,6 +24,7 @@
 
 #include "apps/cli.h"
 #include "apps/commands.h"
+#include "apps/distributed.h"
 #include "apps/features.h"
 #include "apps/interrupt.h"
 #include "apps/model_file.h"
@@ -189,8 +191,19 @@ nlohmann::json resolve_eval_inputs(nlohmann::json config, const std::set<std::st
   return config;
 }
 
+namespace {
+int evaluate_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, const Ranks& ranks);
+}  // namespace
+
 int evaluate_with_config(nlohmann::json config, std::optional<RunDir> run_slot) {
-  const bool quiet = config["quiet"], plots = config["plots"];
+  const Ranks ranks = setup_ranks("stgs eval", config["device"]);
+  return run_on_ranks(ranks, "stgs eval", [&] { return evaluate_on_ranks(config, std::move(run_slot), ranks); });
+}
+
+namespace {
+
+int evaluate_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, const Ranks& ranks) {
+  const bool quiet = config["quiet"] || !ranks.writes(), plots = config["plots"];
 
   const nas::Genotype genotype = nas::load_genotype(config["genotype"]);
   const ProtocolCaches caches =
@@ -208,17 +221,21 @@ int evaluate_with_config(nlohmann::json config, std::optional<RunDir> run_slot) 
   options.lr = config["lr"];
   options.weight_decay = config["weight_decay"];
   options.seed = config["seed"].get<uint64_t>();
-  options.device = parse_device_option("stgs eval", config["device"]);
+  options.device = ranks.device;
+  options.comm = ranks.comm.get();
 
-  if (!run_slot) {
+  if (!run_slot && ranks.writes()) {
     run_slot = RunDir::create(config["runs_dir"], config["name"]);
     run_slot->write_json("config.json", config);
     nas::save_genotype(run_slot->file("genotype.json"), genotype);
   }
-  RunDir& run = *run_slot;
-  run.set_quiet(quiet);
-  fs::create_directories(run.file("checkpoints"));
-  fs::create_directories(run.file("models"));
+  // Rank 0 writes through `run`; the other ranks have none (they read a resumed run's checkpoint only).
+  RunDir* run = ranks.writes() ? &*run_slot : nullptr;
+  if (run != nullptr) {
+    run->set_quiet(quiet);
+    fs::create_directories(run->file("checkpoints"));
+    fs::create_directories(run->file("models"));
+  }
   const int64_t backbones = backbone_parameters(data.train.channels());
 
   InterruptGuard interrupt_guard;
@@ -228,12 +245,12 @@ int evaluate_with_config(nlohmann::json config, std::optional<RunDir> run_slot) 
     manual_seed(options.seed ^ 0xE7A1);
     nas::FixedRun model(g, options, train, val);
     CsvTable metrics(kEvalMetricsHeader);
-    const std::string ckpt = run.file("checkpoints/last.safetensors");
-    if (checkpointed && fs::exists(ckpt)) {
+    const std::string ckpt = run_slot ? run_slot->file("checkpoints/last.safetensors") : "";
+    if (checkpointed && run_slot && fs::exists(ckpt)) {
       model.load_state_dict(StateDict(load_safetensors(ckpt).tensors));
-      metrics = CsvTable::load(run.file("metrics.csv"), kEvalMetricsHeader);
+      metrics = CsvTable::load(run_slot->file("metrics.csv"), kEvalMetricsHeader);
       metrics.truncate(size_t(model.epoch()));
-      run.log(name + ": resumed at epoch " + std::to_string(model.epoch() + 1));
+      if (run) run->log(name + ": resumed at epoch " + std::to_string(model.epoch() + 1));
     }
     while (model.epoch() < options.epochs) {
       const int64_t epoch = model.epoch();
@@ -242,18 +259,21 @@ int evaluate_with_config(nlohmann::json config, std::optional<RunDir> run_slot) 
       const nas::FixedEpochResult r = model.run_epoch(interrupt_requested, [&](int64_t done, int64_t, double loss) {
         bar.update(done, "loss " + CsvTable::number(loss));
         FaultInjection::after_step();
+        FaultInjection::rank_failure(ranks.comm->rank());
       });
       bar.finish();
       if (!r.complete) {
+        if (run == nullptr) return std::nullopt;
         if (checkpointed) save_checkpoint(ckpt, model);
-        run.log(name + ": interrupted at epoch " + std::to_string(epoch + 1) + "; resume with: stgs eval --resume " +
-                run.path());
+        run->log(name + ": interrupted at epoch " + std::to_string(epoch + 1) +
+                 "; resume with: stgs eval --resume " + run->path());
         return std::nullopt;
       }
+      if (run == nullptr) continue;
       if (checkpointed) {
         metrics.add_numbers({double(epoch + 1), r.train_loss, r.train.accuracy, r.train.auc, r.val.accuracy, r.val.auc,
                              r.val.eer, r.lr, r.seconds});
-        metrics.save(run.file("metrics.csv"));
+        metrics.save(run->file("metrics.csv"));
         FaultInjection::after_tables(epoch + 1);
         save_checkpoint(ckpt, model);
       }
@@ -261,9 +281,9 @@ int evaluate_with_config(nlohmann::json config, std::optional<RunDir> run_slot) 
       std::snprintf(line, sizeof line, "%s epoch %lld/%lld  loss %.4f  val AUC %.4f ACC %.4f  %.1fs%s", name.c_str(),
                     (long long)epoch + 1, (long long)options.epochs, r.train_loss, r.val.auc, r.val.accuracy, r.seconds,
                     r.best ? "  (best)" : "");
-      run.log(line);
+      run->log(line);
     }
-    if (!checkpointed) save_unimodal_model(run.file("models/" + name + ".safetensors"), name, model, g);
+    if (!checkpointed && run) save_unimodal_model(run->file("models/" + name + ".safetensors"), name, model, g);
     ModelResult m;
     m.name = name;
     m.test = model.evaluate_best(test);
@@ -274,9 +294,10 @@ int evaluate_with_config(nlohmann::json config, std::optional<RunDir> run_slot) 
     return m;
   };
 
-  run.log("eval: genotype " + config["genotype"].get<std::string>() + " on " + std::to_string(train.size()) + "/" +
-          std::to_string(val.size()) + "/" + std::to_string(test.size()) + " train/val/test clips (" +
-          caches.summary() + "), device " + options.device.str());
+  if (run)
+    run->log("eval: genotype " + config["genotype"].get<std::string>() + " on " + std::to_string(train.size()) + "/" +
+             std::to_string(val.size()) + "/" + std::to_string(test.size()) + " train/val/test clips (" +
+             caches.summary() + "), device " + options.device.str() + rank_summary(ranks));
   std::vector<ModelResult> results;
   const std::optional<ModelResult> fused = train_model("fused", genotype, true);
   if (!fused) return 130;
@@ -288,18 +309,19 @@ int evaluate_with_config(nlohmann::json config, std::optional<RunDir> run_slot) 
       results.push_back(*m);
     }
   }
+  if (run == nullptr) return 0;
 
   // Test outputs of the fused model.
   CsvTable scores(kScoresHeader);
   const std::vector<int64_t> labels = test.labels.to_vector<int64_t>();
   for (size_t i = 0; i < labels.size(); ++i)
     scores.add({test.ids.at(i), std::to_string(labels[i]), CsvTable::number(fused->test.scores[i])});
-  scores.save(run.file("scores.csv"));
+  scores.save(run->file("scores.csv"));
   CsvTable roc(kRocHeader);
   bool two_classes = std::set<int64_t>(labels.begin(), labels.end()).size() == 2;
   if (two_classes)
     for (const nas::RocPoint& p : nas::roc_curve(fused->test.scores, labels)) roc.add_numbers({p.threshold, p.fpr, p.tpr});
-  roc.save(run.file("roc.csv"));
+  roc.save(run->file("roc.csv"));
   nlohmann::json models = nlohmann::json::array();
   for (const ModelResult& m : results) models.push_back(result_json(m, backbones));
   nlohmann::json doc = result_json(*fused, backbones);
@@ -308,15 +330,17 @@ int evaluate_with_config(nlohmann::json config, std::optional<RunDir> run_slot) 
   doc["protocol"] = caches.protocol;
   doc["caches"] = caches.by_split();
   doc["models"] = models;
-  run.write_json("results.json", doc);
-  write_run_report(run, run.path(), plots);
+  run->write_json("results.json", doc);
+  write_run_report(*run, run->path(), plots);
 
   std::printf("%-12s %9s %9s %9s %14s %14s\n", "model", "test AUC", "ACC@0.5", "EER", "fusion params", "total params");
   for (const ModelResult& m : results)
     std::printf("%-12s %9.4f %9.4f %9.4f %14lld %14lld\n", m.name.c_str(), m.test.auc, m.test.accuracy, m.test.eer,
                 (long long)m.fusion_parameters, (long long)(m.fusion_parameters + backbones));
-  run.log("done: " + run.file("report.md"));
+  run->log("done: " + run->file("report.md"));
   return 0;
 }
+
+}  // namespace
 
 }  // namespace stgs::apps

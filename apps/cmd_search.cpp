@@ -12,6 +12,8 @@
 //   loss.png, entropy.png        when gnuplot is installed
 // The tables are rewritten whole after each epoch and before the checkpoint, so after a kill at any moment the
 // checkpoint is never ahead of them; a resume cuts them back to the checkpoint's epoch.
+// Started by mpirun/srun/torchrun (apps/distributed.h), every rank runs the search data parallel and only rank 0
+// writes the run directory; a resume reads it on every rank (a directory all ranks see).
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -19,6 +21,7 @@
 
 #include "apps/cli.h"
 #include "apps/commands.h"
+#include "apps/distributed.h"
 #include "apps/features.h"
 #include "apps/interrupt.h"
 #include "apps/options.h"
@@ -172,6 +175,8 @@ int run_search(int argc, char** argv) {
   if (!parsed) return 0;
   const ParsedCommand& cmd = *parsed;
   const std::string resume = cmd.config["resume"];
+  STGS_CHECK(!dist::detect_launch_env().distributed() || cmd.config["sweep"] == "",
+             "stgs search: --sweep runs in one process (launch each of its searches on several ranks instead)");
   if (resume.empty())
     return cmd.config["sweep"] == "" ? search_with_config(cmd.config, std::nullopt)
                                       : sweep_with_config(cmd.config, std::nullopt);
@@ -180,60 +185,76 @@ int run_search(int argc, char** argv) {
   return config["sweep"] == "" ? search_with_config(config, std::move(run)) : sweep_with_config(config, std::move(run));
 }
 
+namespace {
+int search_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, const Ranks& ranks);
+}  // namespace
+
 int search_with_config(nlohmann::json config, std::optional<RunDir> run_slot) {
+  const Ranks ranks = setup_ranks("stgs search", config["device"]);
+  return run_on_ranks(ranks, "stgs search", [&] { return search_on_ranks(config, std::move(run_slot), ranks); });
+}
+
+namespace {
+
+int search_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, const Ranks& ranks) {
   const bool resuming = run_slot.has_value();
-  const bool quiet = config["quiet"];
+  const bool quiet = config["quiet"] || !ranks.writes();
+  const bool writes = ranks.writes();
   const ProtocolCaches caches = protocol_caches(config["protocol"], config["features"], "", "stgs search");
   config["features"] = join_list(caches.train, ",");
 
   const ProtocolData data = load_protocol_data(caches, false);
   const nas::FeatureSet train = to_feature_set(data.train), val = to_feature_set(data.val);
-  const Device device = parse_device_option("stgs search", config["device"]);
+  const Device device = ranks.device;
   const nas::SearchConfig space =
       search_config_for(data.train, config["cells"], config["steps"], config["channels"], config["dropout"]);
-  const nas::SearchRunOptions options = run_options(config, device);
+  nas::SearchRunOptions options = run_options(config, device);
+  options.comm = ranks.comm.get();
 
-  if (!resuming) {
+  if (!resuming && writes) {
     run_slot = RunDir::create(config["runs_dir"], config["name"]);
     run_slot->write_json("config.json", config);
   }
-  RunDir& run = *run_slot;
-  run.set_quiet(quiet);
-  std::filesystem::create_directories(run.file("genotypes"));
-  std::filesystem::create_directories(run.file("checkpoints"));
+  // Rank 0 writes through `run`; the other ranks have none (they read a resumed run's checkpoint only).
+  RunDir* run = writes ? &*run_slot : nullptr;
+  if (run != nullptr) {
+    run->set_quiet(quiet);
+    std::filesystem::create_directories(run->file("genotypes"));
+    std::filesystem::create_directories(run->file("checkpoints"));
+  }
 
-  manual_seed(options.seed ^ 0xD40F);  // dropout's stream; a checkpoint restores it on resume
+  // Dropout's stream (a checkpoint restores it on resume); the same on every rank, each applying its rows' part.
+  manual_seed(options.seed ^ 0xD40F);
   nas::SearchRun search(space, options, train, val);
   CsvTable metrics(kSearchMetricsHeader), entropy(kEntropyHeader);
   int64_t best_epoch = -1;
   double best_auc = -1;
   const int patience = config["patience"];
   nas::ConvergenceMonitor monitor(config["tolerance"].get<double>(), std::max(patience, 1));
-  if (resuming && run.exists("checkpoints/last.safetensors")) {
-    const SafetensorsFile ckpt = load_safetensors(run.file("checkpoints/last.safetensors"));
+  if (resuming && run_slot->exists("checkpoints/last.safetensors")) {
+    const SafetensorsFile ckpt = load_safetensors(run_slot->file("checkpoints/last.safetensors"));
     STGS_CHECK(ckpt.metadata.count("format") && ckpt.metadata.at("format") == "stgs-search-checkpoint",
                ckpt.path, ": not a search checkpoint");
     search.load_state_dict(StateDict(ckpt.tensors));
     best_epoch = std::stoll(ckpt.metadata.at("best_epoch"));
     best_auc = std::stod(ckpt.metadata.at("best_val_auc"));
-    metrics = CsvTable::load(run.file("metrics.csv"), kSearchMetricsHeader);
-    entropy = CsvTable::load(run.file("entropy.csv"), kEntropyHeader);
+    metrics = CsvTable::load(run_slot->file("metrics.csv"), kSearchMetricsHeader);
+    entropy = CsvTable::load(run_slot->file("entropy.csv"), kEntropyHeader);
     metrics.truncate(size_t(search.epoch()));
     entropy.truncate(size_t(search.epoch()));
-    STGS_CHECK(int64_t(entropy.rows()) == search.epoch(), run.file("entropy.csv"), ": ", entropy.rows(),
+    STGS_CHECK(int64_t(entropy.rows()) == search.epoch(), run_slot->file("entropy.csv"), ": ", entropy.rows(),
                " rows but the checkpoint is at epoch ", search.epoch());
     for (size_t e = 0; e < entropy.rows(); ++e)  // replay the convergence rule's history
       monitor.update({std::stod(entropy.row(e)[1]), std::stod(entropy.row(e)[2]), std::stod(entropy.row(e)[3])});
-    run.log("resumed at epoch " + std::to_string(search.epoch() + 1) + ", step " +
-            std::to_string(search.step_in_epoch()));
-  } else {
-    run.log("search: " + std::to_string(train.size()) + " training and " + std::to_string(val.size()) +
-            " validation clips from " + join_list(caches.train, ", ") + " (protocol " + caches.protocol +
-            "); device " + device.str() + "; " + std::to_string(space.cells) + " cells x " +
-            std::to_string(space.steps) + " steps, C " + std::to_string(space.C) + ", L " + std::to_string(space.L) +
-            ", M " +
-            std::to_string(options.architect.samples) + ", lambda " + options.architect.temperature.str() +
-            "; run directory " + run.path());
+    if (run) run->log("resumed at epoch " + std::to_string(search.epoch() + 1) + ", step " +
+                      std::to_string(search.step_in_epoch()));
+  } else if (run) {
+    run->log("search: " + std::to_string(train.size()) + " training and " + std::to_string(val.size()) +
+             " validation clips from " + join_list(caches.train, ", ") + " (protocol " + caches.protocol +
+             "); device " + device.str() + rank_summary(ranks) + "; " + std::to_string(space.cells) + " cells x " +
+             std::to_string(space.steps) + " steps, C " + std::to_string(space.C) + ", L " + std::to_string(space.L) +
+             ", M " + std::to_string(options.architect.samples) + ", lambda " + options.architect.temperature.str() +
+             "; run directory " + run->path());
   }
 
   InterruptGuard interrupt_guard;
@@ -246,48 +267,56 @@ int search_with_config(nlohmann::json config, std::optional<RunDir> run_slot) {
         interrupt_requested, [&](int64_t done, int64_t, double loss) {
           bar.update(done, "loss " + CsvTable::number(loss));
           FaultInjection::after_step();
+          FaultInjection::rank_failure(ranks.comm->rank());
         });
     bar.finish();
     if (!r.complete) {
-      save_checkpoint(run.file("checkpoints/last.safetensors"), search, best_epoch, best_auc);
-      run.log("interrupted at epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(r.steps) +
-              "; checkpoint written. Resume with: stgs search --resume " + run.path());
+      if (run == nullptr) return 130;
+      save_checkpoint(run->file("checkpoints/last.safetensors"), search, best_epoch, best_auc);
+      run->log("interrupted at epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(r.steps) +
+               "; checkpoint written. Resume with: stgs search --resume " + run->path());
       return 130;
     }
     metrics.add_numbers({double(epoch + 1), r.train_loss, r.val_loss, r.train.accuracy, r.train.auc, r.val.accuracy,
                          r.val.auc, r.val.eer, r.lambda, r.weight_lr, r.entropies.alpha, r.entropies.beta,
                          r.entropies.gamma, r.seconds});
     entropy.add_numbers({double(epoch + 1), r.entropies.alpha, r.entropies.beta, r.entropies.gamma});
-    metrics.save(run.file("metrics.csv"));
-    entropy.save(run.file("entropy.csv"));
-    nas::save_genotype(run.file(genotype_file(epoch)), r.genotype);
-    FaultInjection::after_tables(epoch + 1);
     const double auc = std::isnan(r.val.auc) ? r.val.accuracy : r.val.auc;
     const bool best = auc > best_auc;
     if (best) {
       best_epoch = epoch;
       best_auc = auc;
-      write_best_genotype(run, r.genotype);
     }
-    save_checkpoint(run.file("checkpoints/last.safetensors"), search, best_epoch, best_auc);
-    if (best) copy_to_best(run);
-    if (config["plots"].get<bool>()) render_run_plots(run, run.path());
-    char line[256];
-    std::snprintf(line, sizeof line,
-                  "epoch %lld/%lld  loss %.4f/%.4f  val AUC %.4f ACC %.4f  entropy %.3f %.3f %.3f  lambda %.3g  %.1fs%s",
-                  (long long)epoch + 1, (long long)options.epochs, r.train_loss, r.val_loss, r.val.auc, r.val.accuracy,
-                  r.entropies.alpha, r.entropies.beta, r.entropies.gamma, r.lambda, r.seconds, best ? "  (best)" : "");
-    run.log(line);
+    if (run != nullptr) {
+      metrics.save(run->file("metrics.csv"));
+      entropy.save(run->file("entropy.csv"));
+      nas::save_genotype(run->file(genotype_file(epoch)), r.genotype);
+      FaultInjection::after_tables(epoch + 1);
+      if (best) write_best_genotype(*run, r.genotype);
+      save_checkpoint(run->file("checkpoints/last.safetensors"), search, best_epoch, best_auc);
+      if (best) copy_to_best(*run);
+      if (config["plots"].get<bool>()) render_run_plots(*run, run->path());
+      char line[256];
+      std::snprintf(line, sizeof line,
+                    "epoch %lld/%lld  loss %.4f/%.4f  val AUC %.4f ACC %.4f  entropy %.3f %.3f %.3f  lambda %.3g  %.1fs%s",
+                    (long long)epoch + 1, (long long)options.epochs, r.train_loss, r.val_loss, r.val.auc,
+                    r.val.accuracy, r.entropies.alpha, r.entropies.beta, r.entropies.gamma, r.lambda, r.seconds,
+                    best ? "  (best)" : "");
+      run->log(line);
+    }
     converged = monitor.update(r.entropies) && patience > 0;
-    if (converged) run.log("entropies flat for " + std::to_string(patience) + " epochs: converged");
+    if (converged && run) run->log("entropies flat for " + std::to_string(patience) + " epochs: converged");
   }
+  if (run == nullptr) return 0;
   // The figures are current; the report counts the best genotype's parameters with both backbones, which at the
   // paper's width takes a moment, so it is written once, at the end (`stgs report` rewrites it at any time).
-  write_run_report(run, run.path(), false);
-  run.log("done: best epoch " + std::to_string(best_epoch + 1) + ", validation AUC " + CsvTable::number(best_auc) +
-          "; genotype " + run.file("genotype.json"));
-  std::printf("%s\n", run.path().c_str());
+  write_run_report(*run, run->path(), false);
+  run->log("done: best epoch " + std::to_string(best_epoch + 1) + ", validation AUC " + CsvTable::number(best_auc) +
+           "; genotype " + run->file("genotype.json"));
+  std::printf("%s\n", run->path().c_str());
   return 0;
 }
+
+}  // namespace
 
 }  // namespace stgs::apps

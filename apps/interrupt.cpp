@@ -1,7 +1,12 @@
 #include "apps/interrupt.h"
 
+#include <utility>
+
+#include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 namespace stgs::apps {
 namespace {
@@ -41,7 +46,29 @@ int64_t fault_setting(const char* name) {
   const char* v = std::getenv(name);
   return v != nullptr ? std::atoll(v) : -1;
 }
+// "R@K" -> (R, K); (-1, -1) when unset.
+std::pair<int64_t, int64_t> rank_at_step(const char* name) {
+  const char* v = std::getenv(name);
+  long long rank = -1, step = -1;
+  if (v == nullptr || std::sscanf(v, "%lld@%lld", &rank, &step) != 2) return {-1, -1};
+  return {rank, step};
+}
 }  // namespace
+
+void FaultInjection::rank_failure(int rank) {
+  static const auto exit_at = rank_at_step("STGS_FAULT_RANK_EXIT");
+  static const auto hang_at = rank_at_step("STGS_FAULT_RANK_HANG");
+  static int64_t steps = 0;
+  ++steps;
+  if (rank == exit_at.first && steps == exit_at.second) {
+    std::fprintf(stderr, "fault injection: rank %d exits after %lld steps\n", rank, (long long)steps);
+    std::_Exit(3);
+  }
+  if (rank == hang_at.first && steps == hang_at.second) {
+    std::fprintf(stderr, "fault injection: rank %d hangs after %lld steps\n", rank, (long long)steps);
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(60));
+  }
+}
 
 void FaultInjection::after_tables(int64_t epoch) {
   static const int64_t kill_after = fault_setting("STGS_FAULT_KILL_AFTER_TABLES");

@@ -25,9 +25,12 @@ void request_interrupt();
 //   STGS_FAULT_KILL_AFTER_TABLES=N   SIGKILL right after epoch N's tables are written, before its checkpoint:
 //                                    the worst moment for a resume
 //   STGS_FAULT_INTERRUPT_AT_STEP=K   behave as if Ctrl-C came after K steps of this process
+//   STGS_FAULT_RANK_EXIT=R@K         rank R of a distributed run exits (status 3, no goodbye) after K steps
+//   STGS_FAULT_RANK_HANG=R@K         rank R stops answering (sleeps) after K steps
 struct FaultInjection {
   static void after_tables(int64_t epoch);  // epoch: 1-based
   static void after_step();
+  static void rank_failure(int rank);  // after each step, with this process's rank
 };
 
 }  // namespace stgs::apps

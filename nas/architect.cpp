@@ -3,7 +3,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <utility>
+
+#include "engine/distributed/batch_norm_group.h"
 
 namespace stgs::nas {
 namespace {
@@ -68,17 +71,30 @@ void check_batch(const char* which, const SearchBatch& b, const SearchConfig& co
              " batch's labels must be I64 (B), got ", b.labels.defined() ? b.labels.str() : "undefined");
 }
 
+// The global batch's loss: this rank's (already scaled by loss_scale) averaged over the ranks.
+double global_loss(dist::Communicator* comm, double local) {
+  return comm != nullptr ? dist::mean_over_ranks(*comm, local) : local;
+}
+
+std::unique_ptr<dist::GradientReducer> reducer_for(dist::Communicator* comm, std::vector<Tensor> params) {
+  if (comm == nullptr || comm->world_size() == 1) return nullptr;
+  return std::make_unique<dist::GradientReducer>(*comm, std::move(params));
+}
+
 }  // namespace
 
 Architect::Architect(SearchNetwork& net, ArchParams& arch, const ArchitectOptions& options, int64_t total_steps,
-                     Generator* gen)
+                     Generator* gen, dist::Communicator* comm)
     : net_(net),
       arch_(arch),
       options_(options),
       gen_(gen != nullptr ? gen : &default_generator()),
       weight_opt_(make_weight_optimizer(net, options)),
       arch_opt_(arch.parameters(), arch_adam_options(options)),
-      schedule_(*weight_opt_, checked_total_steps(total_steps), options.weight_min_lr) {}
+      schedule_(*weight_opt_, checked_total_steps(total_steps), options.weight_min_lr),
+      comm_(comm),
+      weight_reducer_(reducer_for(comm, net.parameters())),
+      arch_reducer_(reducer_for(comm, arch.parameters())) {}
 
 double Architect::weight_lr() const { return weight_opt_->param_groups().at(0).lr.value(); }
 
@@ -90,16 +106,25 @@ StepStats Architect::step(const SearchBatch& train, const SearchBatch& val, int 
   net_.train();
 
   // Weight step: the architecture is sampled, the network weights learn.
+  // Several ranks: batch statistics over all of them for both steps.
+  std::optional<dist::BatchNormGroupScope> synced_batch_norm;
+  if (comm_ != nullptr && comm_->world_size() > 1) synced_batch_norm.emplace(*comm_);
+
   weight_opt_->zero_grad();
   {
     const FrozenScope frozen(arch_.parameters());
+    std::optional<dist::BatchShardScope> shard;
+    if (train.shard.rows > 0) shard.emplace(train.shard);
+    if (weight_reducer_) weight_reducer_->prepare();
     const std::vector<Tensor> nodes = net_.reshape_inputs(train.features);
     Tensor loss = sampled_loss(net_, nodes, arch_, train.labels, stats.lambda, options_.samples, options_.mode,
                                options_.path, gen_);
-    stats.train_loss = loss.item();
+    if (train.loss_scale != 1.0) loss = loss * train.loss_scale;
+    stats.train_loss = global_loss(comm_, loss.item());
     STGS_CHECK(std::isfinite(stats.train_loss), "architect: non-finite training loss ", stats.train_loss,
                " at step ", schedule_.last_step(), " (epoch ", epoch, "); the weights were not updated");
     loss.backward();
+    if (weight_reducer_) weight_reducer_->finish();
   }
   if (options_.path == SearchPath::Exact) {
     // The exact path runs every op, so every weight has a gradient; the backward skips the ops no draw
@@ -115,13 +140,18 @@ StepStats Architect::step(const SearchBatch& train, const SearchBatch& val, int 
   arch_opt_.zero_grad();
   {
     const FrozenScope frozen(net_.parameters());
+    std::optional<dist::BatchShardScope> shard;
+    if (val.shard.rows > 0) shard.emplace(val.shard);
+    if (arch_reducer_) arch_reducer_->prepare();
     const std::vector<Tensor> nodes = net_.reshape_inputs(val.features);
     Tensor loss = sampled_loss(net_, nodes, arch_, val.labels, stats.lambda, options_.samples, options_.mode,
                                options_.path, gen_);
-    stats.val_loss = loss.item();
+    if (val.loss_scale != 1.0) loss = loss * val.loss_scale;
+    stats.val_loss = global_loss(comm_, loss.item());
     STGS_CHECK(std::isfinite(stats.val_loss), "architect: non-finite validation loss ", stats.val_loss, " at step ",
                schedule_.last_step(), " (epoch ", epoch, "); the architecture was not updated");
     loss.backward();
+    if (arch_reducer_) arch_reducer_->finish();
   }
   arch_opt_.step();
   return stats;

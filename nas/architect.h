@@ -10,12 +10,22 @@
 // Both steps run the network in training mode (batch statistics, dropout), as BM-NAS does. During each
 // step the other side's parameters are frozen (no gradient tracking), so each optimizer sees only its own
 // loss and the backward does no work for the other side.
+//
+// Data parallel (a communicator of several ranks): each rank gets its part of the global batches, every rank
+// draws the same architectures (same generator), batch norms take their statistics over all ranks
+// (dist::BatchNormGroupScope), and the gradients of the weights and of the logits are averaged over the
+// ranks in buckets during the backward (dist::GradientReducer), and dropout applies each rank's part of the global
+// batch's masks (dist::BatchShardScope), so every rank applies the same update, the one a single process
+// computes on the global batch.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "engine/distributed/batch_shard.h"
+#include "engine/distributed/communicator.h"
+#include "engine/distributed/gradient_reducer.h"
 #include "engine/optim/adam.h"
 #include "engine/optim/schedule.h"
 #include "engine/optim/sgd.h"
@@ -26,9 +36,14 @@ namespace stgs::nas {
 
 // One batch as the search sees it: the N pooled backbone features (B, C_i, L) in SearchConfig order and the
 // labels (B), I64, class 1 = fake. apps/ fills it from the feature cache or the loader.
+// In a data-parallel run, this rank's part of a global batch (`shard`, whose rows also place its dropout masks
+// in the global batch's); its loss is multiplied by loss_scale = (part size) * (ranks) / (global batch size), so
+// that averaging the gradients over the ranks gives the global batch's.
 struct SearchBatch {
   std::vector<Tensor> features;
   Tensor labels;
+  double loss_scale = 1.0;
+  dist::BatchShard shard;  // rows 0: the whole batch
 };
 
 enum class WeightOptimizer { SGD, Adam };
@@ -56,13 +71,14 @@ struct StepStats {
 
 class Architect {
  public:
-  // total_steps: batches over the whole search, the cosine schedule's period. The networks and `gen` must
-  // outlive the Architect; gen drives every architecture draw (the default generator when null).
+  // total_steps: batches over the whole search, the cosine schedule's period. The networks, `gen` and `comm`
+  // must outlive the Architect; gen drives every architecture draw (the default generator when null); comm
+  // (null: a single process) makes the steps data parallel.
   Architect(SearchNetwork& net, ArchParams& arch, const ArchitectOptions& options, int64_t total_steps,
-            Generator* gen = nullptr);
+            Generator* gen = nullptr, dist::Communicator* comm = nullptr);
 
   // One bilevel step at `epoch` (which sets lambda). Throws on a non-finite loss, naming the step and epoch,
-  // before any optimizer applies it.
+  // before any optimizer applies it. The losses in the result are the global batches' (means over the ranks).
   StepStats step(const SearchBatch& train, const SearchBatch& val, int epoch);
 
   const ArchitectOptions& options() const { return options_; }
@@ -83,6 +99,8 @@ class Architect {
   std::unique_ptr<Optimizer> weight_opt_;
   Adam arch_opt_;
   CosineSchedule schedule_;
+  dist::Communicator* comm_;
+  std::unique_ptr<dist::GradientReducer> weight_reducer_, arch_reducer_;  // several ranks only
 };
 
 }  // namespace stgs::nas

@@ -3,6 +3,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <optional>
+
+#include "engine/distributed/batch_norm_group.h"
+#include "engine/distributed/batch_shard.h"
 
 #include "engine/autograd.h"
 #include "engine/ops.h"
@@ -40,6 +44,7 @@ int64_t steps_for(int64_t clips, int64_t batch) { return clips / batch + (clips 
 FixedRun::FixedRun(const Genotype& genotype, const FixedRunOptions& options, const FeatureSet& train,
                    const FeatureSet& val)
     : options_(options),
+      comm_(options.comm != nullptr ? *options.comm : single_),
       train_(train),
       val_(val),
       init_gen_(options.seed),
@@ -47,7 +52,8 @@ FixedRun::FixedRun(const Genotype& genotype, const FixedRunOptions& options, con
       optimizer_(on_device(net_, options.device).parameters(),
                  AdamOptions{.lr = options.lr, .weight_decay = options.weight_decay}),
       schedule_(optimizer_, std::max<int64_t>(1, options.epochs * steps_for(train.size(), options.batch_size)),
-                options.min_lr) {
+                options.min_lr),
+      reducer_(comm_.world_size() > 1 ? std::make_unique<dist::GradientReducer>(comm_, net_.parameters()) : nullptr) {
   train.validate("training split");
   val.validate("validation split");
   STGS_CHECK(train.names == genotype.config.input_names, "eval: the training features' inputs do not match the "
@@ -57,6 +63,7 @@ FixedRun::FixedRun(const Genotype& genotype, const FixedRunOptions& options, con
   STGS_CHECK(steps_per_epoch() > 0, "eval: the training split has ", train.size(), " clips; batch size ",
              options.batch_size, " needs at least 2");
   STGS_CHECK(val.size() >= 2, "eval: the validation split has ", val.size(), " clips (at least 2 needed)");
+  dist::broadcast_from_root(comm_, net_.state_dict());  // every rank starts from rank 0's weights
 }
 
 int64_t FixedRun::steps_per_epoch() const { return steps_for(train_.size(), options_.batch_size); }
@@ -69,15 +76,22 @@ FixedEpochResult FixedRun::run_epoch(const std::function<bool()>& stop,
   const auto batches = epoch_batches(train_.size(), options_.batch_size, options_.seed, epoch_, 3);
   const int64_t total = int64_t(batches.size());
   net_.train();
+  std::optional<dist::BatchNormGroupScope> synced_batch_norm;  // several ranks: statistics over all of them
+  if (reducer_) synced_batch_norm.emplace(comm_);
   for (; step_ < total; ++step_) {
-    if (stop && stop()) break;
-    const SearchBatch b = gather_batch(train_, batches[size_t(step_)], options_.device);
+    if (dist::any_rank(comm_, stop && stop())) break;
+    const SearchBatch b = gather_shard(train_, batches[size_t(step_)], options_.device, comm_);
     optimizer_.zero_grad();
+    std::optional<dist::BatchShardScope> shard;
+    if (b.shard.rows > 0) shard.emplace(b.shard);
+    if (reducer_) reducer_->prepare();
     Tensor loss = cross_entropy(net_.forward(b.features), b.labels);
-    const double value = loss.item();
+    if (b.loss_scale != 1.0) loss = loss * b.loss_scale;
+    const double value = dist::mean_over_ranks(comm_, loss.item());  // the global batch's loss
     STGS_CHECK(std::isfinite(value), "eval: non-finite training loss ", value, " at epoch ", epoch_, " step ", step_,
                "; the weights were not updated");
     loss.backward();
+    if (reducer_) reducer_->finish();
     optimizer_.step();
     schedule_.step();
     loss_sum_ += value;
@@ -90,8 +104,8 @@ FixedEpochResult FixedRun::run_epoch(const std::function<bool()>& stop,
   if (r.complete) {
     net_.eval();
     auto forward = [&](const std::vector<Tensor>& f) { return net_.forward(f); };
-    r.train = score_split(predict(forward, train_, 64, options_.device), train_.labels);
-    r.val = score_split(predict(forward, val_, 64, options_.device), val_.labels);
+    r.train = score_split(predict(forward, train_, 64, options_.device, &comm_), train_.labels);
+    r.val = score_split(predict(forward, val_, 64, options_.device, &comm_), val_.labels);
     net_.train();
     const double auc = std::isnan(r.val.auc) ? r.val.accuracy : r.val.auc;  // one-class val: select on accuracy
     if (best_epoch_ < 0 || auc > best_auc_) {
@@ -114,7 +128,7 @@ SplitScores FixedRun::evaluate_best(const FeatureSet& set) {
   if (best_epoch_ >= 0) net_.load_state_dict(best_state_);
   net_.eval();
   auto forward = [&](const std::vector<Tensor>& f) { return net_.forward(f); };
-  SplitScores s = score_split(predict(forward, set, 64, options_.device), set.labels);
+  SplitScores s = score_split(predict(forward, set, 64, options_.device, &comm_), set.labels);
   net_.train();
   net_.load_state_dict(current);
   return s;

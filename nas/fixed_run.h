@@ -7,10 +7,17 @@
 // (ties: the earlier epoch). The test split is never looked at here: the caller scores it once, with the
 // best weights, at the end. Every random choice derives from the seed, so a run resumed from state_dict()
 // ends bitwise where the uninterrupted run ends (on the CPU).
+//
+// Data parallel as the search (nas/search_run.h): options.comm with several ranks splits every global batch
+// over them, synchronises the batch norms, averages the gradients in buckets and gathers the scores, so every
+// rank keeps the same weights and selects the same best epoch.
 #pragma once
 
 #include <functional>
 
+#include <memory>
+
+#include "engine/distributed/gradient_reducer.h"
 #include "engine/optim/adam.h"
 #include "engine/optim/schedule.h"
 #include "nas/fixed_network.h"
@@ -26,6 +33,7 @@ struct FixedRunOptions {
   double weight_decay = 1e-4;
   uint64_t seed = 1;
   Device device = Device::cpu();
+  dist::Communicator* comm = nullptr;  // data parallel over its ranks; null: a single process
 };
 
 struct FixedEpochResult {
@@ -62,12 +70,15 @@ class FixedRun {
 
  private:
   FixedRunOptions options_;
+  dist::SingleProcess single_;
+  dist::Communicator& comm_;  // options.comm or single_
   const FeatureSet& train_;
   const FeatureSet& val_;
   Generator init_gen_;
   FixedNetwork net_;
   Adam optimizer_;
   CosineSchedule schedule_;
+  std::unique_ptr<dist::GradientReducer> reducer_;  // several ranks only
   int64_t epoch_ = 0, step_ = 0;
   double loss_sum_ = 0;
   int64_t best_epoch_ = -1;

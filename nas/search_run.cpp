@@ -45,6 +45,19 @@ void FeatureSet::validate(const std::string& what) const {
   }
 }
 
+SearchBatch gather_shard(const FeatureSet& set, const std::vector<int64_t>& indices, Device device,
+                         const dist::Communicator& comm) {
+  if (comm.world_size() == 1) return gather_batch(set, indices, device);
+  const auto [begin, end] = dist::shard_range(int64_t(indices.size()), comm.rank(), comm.world_size());
+  STGS_CHECK(end > begin, "data parallel: a batch of ", indices.size(), " clips over ", comm.world_size(),
+             " ranks leaves rank ", comm.rank(), " nothing; use a batch size (and a split size modulo it) of at least "
+             "the number of ranks");
+  SearchBatch b = gather_batch(set, std::vector<int64_t>(indices.begin() + begin, indices.begin() + end), device);
+  b.loss_scale = double(end - begin) * double(comm.world_size()) / double(indices.size());
+  b.shard = {begin, end - begin, int64_t(indices.size())};
+  return b;
+}
+
 SearchBatch gather_batch(const FeatureSet& set, const std::vector<int64_t>& indices, Device device) {
   const int64_t b = int64_t(indices.size());
   SearchBatch batch;
@@ -103,18 +116,21 @@ ArchSample argmax_architecture(const ArchParams& arch) {
 }
 
 std::vector<double> predict(const std::function<Tensor(const std::vector<Tensor>&)>& forward, const FeatureSet& set,
-                            int64_t batch_size, Device device) {
+                            int64_t batch_size, Device device, dist::Communicator* comm) {
   NoGradGuard no_grad;
+  const bool parts = comm != nullptr && comm->world_size() > 1;
+  const auto [first, last] = parts ? dist::shard_range(set.size(), comm->rank(), comm->world_size())
+                                   : std::pair<int64_t, int64_t>{0, set.size()};
   std::vector<double> scores;
-  scores.reserve(size_t(set.size()));
-  for (int64_t start = 0; start < set.size(); start += batch_size) {
+  scores.reserve(size_t(last - first));
+  for (int64_t start = first; start < last; start += batch_size) {
     std::vector<int64_t> indices;
-    for (int64_t i = start; i < std::min(set.size(), start + batch_size); ++i) indices.push_back(i);
+    for (int64_t i = start; i < std::min(last, start + batch_size); ++i) indices.push_back(i);
     const SearchBatch b = gather_batch(set, indices, device);
     const Tensor p = softmax(forward(b.features), 1).to(Device::cpu()).to(DType::F64);
     for (int64_t k = 0; k < p.size(0); ++k) scores.push_back(p.data<double>()[k * p.size(1) + 1]);
   }
-  return scores;
+  return parts ? dist::all_gather_doubles(*comm, scores) : scores;
 }
 
 SplitScores score_split(const std::vector<double>& scores, const Tensor& labels) {
@@ -134,6 +150,7 @@ SearchRun::SearchRun(const SearchConfig& config, const SearchRunOptions& options
                      const FeatureSet& val)
     : config_(config),
       options_(options),
+      comm_(options.comm != nullptr ? *options.comm : single_),
       train_(train),
       val_(val),
       init_gen_(options.seed),
@@ -141,7 +158,7 @@ SearchRun::SearchRun(const SearchConfig& config, const SearchRunOptions& options
       net_(config, &init_gen_),
       arch_(config, &init_gen_),
       architect_(moved_to(net_, options.device), moved_to(arch_, options.device), options.architect,
-                 std::max<int64_t>(1, options.epochs * steps_per_epoch()), &sample_gen_) {
+                 std::max<int64_t>(1, options.epochs * steps_per_epoch()), &sample_gen_, &comm_) {
   train.validate("search training split");
   val.validate("search validation split");
   STGS_CHECK(train.names == config.input_names, "search: the training features are ", train.names.size(),
@@ -150,6 +167,9 @@ SearchRun::SearchRun(const SearchConfig& config, const SearchRunOptions& options
   STGS_CHECK(steps_per_epoch() > 0, "search: the training split has ", train.size(), " clips; batch size ",
              options.batch_size, " needs at least 2");
   STGS_CHECK(val.size() >= 2, "search: the validation split has ", val.size(), " clips (at least 2 needed)");
+  // Every rank starts from rank 0's parameters (the same seed gives the same ones; this makes sure).
+  dist::broadcast_from_root(comm_, net_.state_dict());
+  dist::broadcast_from_root(comm_, arch_.state_dict());
 }
 
 int64_t SearchRun::steps_per_epoch() const {
@@ -167,9 +187,10 @@ EpochResult SearchRun::run_epoch(const std::function<bool()>& stop,
   const int64_t total = int64_t(train_batches.size());
   net_.train();
   for (; step_ < total; ++step_) {
-    if (stop && stop()) break;
-    const SearchBatch train = gather_batch(train_, train_batches[size_t(step_)], options_.device);
-    const SearchBatch val = gather_batch(val_, val_batches[size_t(step_) % val_batches.size()], options_.device);
+    if (dist::any_rank(comm_, stop && stop())) break;
+    const SearchBatch train = gather_shard(train_, train_batches[size_t(step_)], options_.device, comm_);
+    const SearchBatch val =
+        gather_shard(val_, val_batches[size_t(step_) % val_batches.size()], options_.device, comm_);
     const StepStats s = architect_.step(train, val, int(epoch_));
     train_loss_sum_ += s.train_loss;
     val_loss_sum_ += s.val_loss;
@@ -186,8 +207,8 @@ EpochResult SearchRun::run_epoch(const std::function<bool()>& stop,
     const ArchSample best = argmax_architecture(arch_);
     net_.eval();
     auto forward = [&](const std::vector<Tensor>& f) { return net_.forward(f, best, SearchPath::Exact); };
-    r.train = score_split(predict(forward, train_, 64, options_.device), train_.labels);
-    r.val = score_split(predict(forward, val_, 64, options_.device), val_.labels);
+    r.train = score_split(predict(forward, train_, 64, options_.device, &comm_), train_.labels);
+    r.val = score_split(predict(forward, val_, 64, options_.device, &comm_), val_.labels);
     net_.train();
     r.entropies = arch_entropies(arch_);
     r.genotype = derive_genotype(config_, arch_.alpha, arch_.beta, arch_.gamma);

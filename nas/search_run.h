@@ -1,12 +1,18 @@
 // A whole STGS-BMNAS search over in-memory pooled features, epoch by epoch, resumable at any step boundary;
 // and the evaluation helpers the search and the fixed-network training share.
-// defines: FeatureSet, gather_batch, epoch_batches, argmax_architecture, predict, SplitScores, score_split,
-//          SearchRunOptions, EpochResult, SearchRun
+// defines: FeatureSet, gather_batch, gather_shard, epoch_batches, argmax_architecture, predict, SplitScores,
+//          score_split, SearchRunOptions, EpochResult, SearchRun
 //
 // The caller (apps/) loads the feature cache into FeatureSets, runs epochs, and writes the run directory
 // (logs, tables, genotypes, checkpoints); this file knows nothing of files. Every random choice (weights,
 // batch order, architecture draws, dropout) derives from the seed, so a run resumed from state_dict()
 // continues bitwise as the uninterrupted run would have (on the CPU).
+//
+// Data parallel (options.comm with several ranks, nas/architect.h): every rank holds the whole feature set and
+// draws the same epoch permutation; each takes its contiguous part of every global batch (gather_shard), and
+// the scores for the metrics are predicted part by part and gathered, so every rank sees every metric.
+// Parameters are broadcast from rank 0 at the start. A run over R ranks ends with the weights, logits and metrics
+// of the single-process run, to float rounding (dropout masks included: dist::BatchShardScope).
 #pragma once
 
 #include <cstdint>
@@ -36,6 +42,11 @@ struct FeatureSet {
 // Rows `indices` of every feature and of the labels, on `device`.
 SearchBatch gather_batch(const FeatureSet& set, const std::vector<int64_t>& indices, Device device);
 
+// This rank's contiguous part of the global batch `indices` (dist::shard_range), with its loss_scale. Throws
+// when the part is empty (fewer clips in the batch than ranks).
+SearchBatch gather_shard(const FeatureSet& set, const std::vector<int64_t>& indices, Device device,
+                         const dist::Communicator& comm);
+
 // The batches of one epoch: a permutation of 0..n-1 drawn from (seed, epoch, stream) alone, cut into
 // batch_size pieces; a last piece of one clip is dropped (batch norm in training mode needs two).
 std::vector<std::vector<int64_t>> epoch_batches(int64_t n, int64_t batch_size, uint64_t seed, int64_t epoch,
@@ -46,9 +57,10 @@ std::vector<std::vector<int64_t>> epoch_batches(int64_t n, int64_t batch_size, u
 ArchSample argmax_architecture(const ArchParams& arch);
 
 // P(fake) of every clip, in set order: forward(features of a batch) -> logits (B, 2), batches of
-// batch_size, under NoGrad. The caller puts the network in eval mode.
+// batch_size, under NoGrad. The caller puts the network in eval mode. With several ranks each predicts its
+// part of the set and the parts are gathered: every rank returns all the scores.
 std::vector<double> predict(const std::function<Tensor(const std::vector<Tensor>&)>& forward, const FeatureSet& set,
-                            int64_t batch_size, Device device);
+                            int64_t batch_size, Device device, dist::Communicator* comm = nullptr);
 
 // Scores and the detection metrics of one split.
 struct SplitScores {
@@ -63,6 +75,7 @@ struct SearchRunOptions {
   int64_t batch_size = 8;  // paper: 8
   uint64_t seed = 1;
   Device device = Device::cpu();
+  dist::Communicator* comm = nullptr;  // data parallel over its ranks; null: a single process
 };
 
 struct EpochResult {
@@ -82,7 +95,8 @@ class SearchRun {
   SearchRun(const SearchConfig& config, const SearchRunOptions& options, const FeatureSet& train,
             const FeatureSet& val);
 
-  // Runs the current epoch from where it stands. Between steps it calls stop(); when that returns true it
+  // Runs the current epoch from where it stands. Between steps it calls stop() (with several ranks: it stops
+  // when stop() is true on any rank, all at the same step); when that returns true it
   // returns at once with complete = false (state_dict() then resumes at that step). progress(done, total,
   // mean train loss so far) after every step. After the last step: the epoch's metrics, entropies and
   // genotype, and the position moves to the next epoch.
@@ -105,6 +119,8 @@ class SearchRun {
  private:
   SearchConfig config_;
   SearchRunOptions options_;
+  dist::SingleProcess single_;
+  dist::Communicator& comm_;  // options.comm or single_
   const FeatureSet& train_;
   const FeatureSet& val_;
   Generator init_gen_, sample_gen_;

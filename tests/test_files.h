@@ -1,5 +1,5 @@
 // Files and processes for tests: scratch directories, whole-file reads and writes, running the `stgs` binary.
-// defines: TempDir, read_file_bytes, write_file_bytes, CommandResult, run_stgs
+// defines: TempDir, read_file_bytes, write_file_bytes, CommandResult, run_command, run_stgs
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -61,9 +61,9 @@ struct CommandResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs the `stgs` binary built beside the tests (STGS_BINARY) with `args` through the shell.
-inline CommandResult run_stgs(const std::string& args) {
-  const std::string command = std::string(STGS_BINARY) + " " + args + " 2>&1";
+// Runs a shell command line (stderr joined to stdout).
+inline CommandResult run_command(const std::string& line) {
+  const std::string command = line + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
   CommandResult r;
@@ -74,5 +74,8 @@ inline CommandResult run_stgs(const std::string& args) {
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
   return r;
 }
+
+// Runs the `stgs` binary built beside the tests (STGS_BINARY) with `args` through the shell.
+inline CommandResult run_stgs(const std::string& args) { return run_command(std::string(STGS_BINARY) + " " + args); }
 
 }  // namespace stgs::testing

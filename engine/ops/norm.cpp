@@ -1,6 +1,9 @@
-// Layer norm and dropout.
+// Layer norm and dropout (inside a dist::BatchShardScope, with this rank's part of the global batch's mask).
 #include "kernels/layer_norm.h"
 
+#include <vector>
+
+#include "engine/distributed/batch_shard.h"
 #include "engine/ops.h"
 #include "engine/ops/op_utils.h"
 #include "kernels/random.h"
@@ -55,25 +58,54 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   return y;
 }
 
+namespace {
+
+// One run of elements of a dropout input and the Philox counter of its first element.
+struct MaskSegment {
+  int64_t start, count;
+  uint64_t counter;
+};
+
+// The counters of x's elements: one run from a fresh reservation, or, inside a dist::BatchShardScope, each
+// block of the shard's rows at the counters those rows have in the global batch (whose counters are reserved
+// whole, so every rank's generator stays where the single-process run's is).
+std::vector<MaskSegment> mask_segments(const Tensor& x, Generator& g) {
+  const dist::BatchShard* shard = dist::current_batch_shard();
+  const int64_t n = x.numel();
+  if (shard == nullptr || x.dim() == 0 || x.size(0) == 0 || x.size(0) % shard->rows != 0)
+    return {{0, n, g.reserve(uint64_t(n))}};
+  const int64_t blocks = x.size(0) / shard->rows, row = n / x.size(0);
+  const uint64_t base = g.reserve(uint64_t(blocks * shard->global_rows * row));
+  std::vector<MaskSegment> segments;
+  for (int64_t d = 0; d < blocks; ++d)
+    segments.push_back({d * shard->rows * row, shard->rows * row,
+                        base + uint64_t((d * shard->global_rows + shard->first_row) * row)});
+  return segments;
+}
+
+}  // namespace
+
 Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
   detail::check_float("dropout", x);
   STGS_CHECK(p >= 0 && p < 1, "dropout: probability must be in [0, 1), got ", p);
   if (!training || p == 0) return x;
   Generator& g = gen ? *gen : default_generator();
   const uint64_t seed = g.seed();
-  const uint64_t offset = g.reserve(uint64_t(x.numel()));
+  const std::vector<MaskSegment> segments = mask_segments(x, g);
   Tensor xc = x.contiguous();
   Tensor y = empty(x.shape(), x.dtype(), x.device());
-  STGS_DISPATCH_FLOAT(x.dtype(), "dropout",
-                      STGS_KERNEL(x.device(), dropout_fwd<T>, y.data<T>(), xc.data<T>(), y.numel(), T(p), seed,
-                                  offset));
+  for (const MaskSegment& s : segments)
+    STGS_DISPATCH_FLOAT(x.dtype(), "dropout",
+                        STGS_KERNEL(x.device(), dropout_fwd<T>, y.data<T>() + s.start, xc.data<T>() + s.start,
+                                    s.count, T(p), seed, s.counter));
   if (any_requires_grad({&x})) {
-    record("dropout", y, {&x}, [p, seed, offset](const Tensor& grad, GradInputs& gi) {
+    record("dropout", y, {&x}, [p, seed, segments](const Tensor& grad, GradInputs& gi) {
       Tensor gc = grad.contiguous();
       Tensor dx = empty(gc.shape(), gc.dtype(), gc.device());
-      STGS_DISPATCH_FLOAT(gc.dtype(), "dropout backward",
-                          STGS_KERNEL(gc.device(), dropout_bwd<T>, dx.data<T>(), gc.data<T>(), dx.numel(), T(p),
-                                      seed, offset));
+      for (const MaskSegment& s : segments)
+        STGS_DISPATCH_FLOAT(gc.dtype(), "dropout backward",
+                            STGS_KERNEL(gc.device(), dropout_bwd<T>, dx.data<T>() + s.start, gc.data<T>() + s.start,
+                                        s.count, T(p), seed, s.counter));
       gi.set(0, dx);
     });
   }

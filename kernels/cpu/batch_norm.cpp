@@ -4,6 +4,7 @@
 #include "kernels/batch_norm.h"
 
 #include <cmath>
+#include <utility>
 
 namespace stgs::kernels::cpu {
 
@@ -38,6 +39,36 @@ void normalise_channel(T* y, const T* x, int64_t N, int64_t C, int64_t S, int64_
     const T* xp = x + (n * C + c) * S;
     T* yp = y + (n * C + c) * S;
     for (int64_t s = 0; s < S; ++s) yp[s] = T(double(xp[s]) * scale + shift);
+  }
+}
+
+// (sum(dy), sum(dy * xhat)) over one channel, xhat = (x - mu) * rs.
+template <class T>
+std::pair<double, double> channel_grad_sums(const T* dy, const T* x, int64_t N, int64_t C, int64_t S, int64_t c,
+                                            double mu, double rs) {
+  double sum_dy = 0, sum_dy_xhat = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    const T* xp = x + (n * C + c) * S;
+    const T* dyp = dy + (n * C + c) * S;
+    sum_dy += lane_sum(S, [dyp](int64_t s) { return double(dyp[s]); });
+    sum_dy_xhat += lane_sum(S, [xp, dyp, mu](int64_t s) { return double(dyp[s]) * (double(xp[s]) - mu); }) * rs;
+  }
+  return {sum_dy, sum_dy_xhat};
+}
+
+// dx = g * rs * (dy - mean_dy - xhat * mean_dy_xhat) over one channel.
+template <class T>
+void channel_input_grad(T* dx, const T* dy, const T* x, int64_t N, int64_t C, int64_t S, int64_t c, double mu,
+                        double rs, const T* gamma, double mean_dy, double mean_dy_xhat) {
+  const double scale = rs * (gamma ? double(gamma[c]) : 1.0);
+  for (int64_t n = 0; n < N; ++n) {
+    const T* xp = x + (n * C + c) * S;
+    const T* dyp = dy + (n * C + c) * S;
+    T* dxp = dx + (n * C + c) * S;
+    for (int64_t s = 0; s < S; ++s) {
+      const double xhat = (double(xp[s]) - mu) * rs;
+      dxp[s] = T(scale * (double(dyp[s]) - mean_dy - xhat * mean_dy_xhat));
+    }
   }
 }
 
@@ -96,30 +127,61 @@ void batch_norm_bwd(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T
   const int64_t M = N * S;
 #pragma omp parallel for schedule(static) if (N * C * S > kParallelMin)
   for (int64_t c = 0; c < C; ++c) {
-    const double mu = double(mean[c]), rs = double(invstd[c]);
-    double sum_dy = 0, sum_dy_xhat = 0;
-    for (int64_t n = 0; n < N; ++n) {
-      const T* xp = x + (n * C + c) * S;
-      const T* dyp = dy + (n * C + c) * S;
-      sum_dy += lane_sum(S, [dyp](int64_t s) { return double(dyp[s]); });
-      sum_dy_xhat += lane_sum(S, [xp, dyp, mu](int64_t s) { return double(dyp[s]) * (double(xp[s]) - mu); }) * rs;
-    }
+    const auto [sum_dy, sum_dy_xhat] = channel_grad_sums(dy, x, N, C, S, c, double(mean[c]), double(invstd[c]));
     if (dbeta) dbeta[c] = T(sum_dy);
     if (dgamma) dgamma[c] = T(sum_dy_xhat);
     if (!dx) continue;
-    const double scale = rs * (gamma ? double(gamma[c]) : 1.0);
     const double mean_dy = training && M > 0 ? sum_dy / double(M) : 0.0;
     const double mean_dy_xhat = training && M > 0 ? sum_dy_xhat / double(M) : 0.0;
+    channel_input_grad(dx, dy, x, N, C, S, c, double(mean[c]), double(invstd[c]), gamma, mean_dy, mean_dy_xhat);
+  }
+}
+
+template <class T>
+void batch_norm_moment_sums(double* sums, const T* x, int64_t N, int64_t C, int64_t S) {
+#pragma omp parallel for schedule(static) if (N * C * S > kParallelMin)
+  for (int64_t c = 0; c < C; ++c) {
+    double sum = 0, sq = 0;
     for (int64_t n = 0; n < N; ++n) {
       const T* xp = x + (n * C + c) * S;
-      const T* dyp = dy + (n * C + c) * S;
-      T* dxp = dx + (n * C + c) * S;
-      for (int64_t s = 0; s < S; ++s) {
-        const double xhat = (double(xp[s]) - mu) * rs;
-        dxp[s] = T(scale * (double(dyp[s]) - mean_dy - xhat * mean_dy_xhat));
-      }
+      sum += lane_sum(S, [xp](int64_t s) { return double(xp[s]); });
+      sq += lane_sum(S, [xp](int64_t s) { return double(xp[s]) * double(xp[s]); });
     }
+    sums[2 * c] = sum;
+    sums[2 * c + 1] = sq;
   }
+}
+
+template <class T>
+void batch_norm_fwd_stats(T* y, T* save_mean, T* save_invstd, const T* x, const T* gamma, const T* beta,
+                          const double* stats, int64_t N, int64_t C, int64_t S, T eps) {
+#pragma omp parallel for schedule(static) if (N * C * S > kParallelMin)
+  for (int64_t c = 0; c < C; ++c) {
+    const double mean = stats[2 * c], invstd = 1.0 / std::sqrt(stats[2 * c + 1] + double(eps));
+    save_mean[c] = T(mean);
+    save_invstd[c] = T(invstd);
+    normalise_channel(y, x, N, C, S, c, mean, invstd, gamma, beta);
+  }
+}
+
+template <class T>
+void batch_norm_grad_sums(double* sums, const T* dy, const T* x, const T* mean, const T* invstd, int64_t N, int64_t C,
+                          int64_t S) {
+#pragma omp parallel for schedule(static) if (N * C * S > kParallelMin)
+  for (int64_t c = 0; c < C; ++c) {
+    const auto [sum_dy, sum_dy_xhat] = channel_grad_sums(dy, x, N, C, S, c, double(mean[c]), double(invstd[c]));
+    sums[2 * c] = sum_dy;
+    sums[2 * c + 1] = sum_dy_xhat;
+  }
+}
+
+template <class T>
+void batch_norm_bwd_input(T* dx, const T* dy, const T* x, const T* mean, const T* invstd, const T* gamma,
+                          const double* sums, int64_t M, int64_t N, int64_t C, int64_t S) {
+#pragma omp parallel for schedule(static) if (N * C * S > kParallelMin)
+  for (int64_t c = 0; c < C; ++c)
+    channel_input_grad(dx, dy, x, N, C, S, c, double(mean[c]), double(invstd[c]), gamma,
+                       M > 0 ? sums[2 * c] / double(M) : 0.0, M > 0 ? sums[2 * c + 1] / double(M) : 0.0);
 }
 
 template void batch_norm_fwd_train<float>(float*, float*, float*, float*, float*, const float*, const float*,
@@ -134,5 +196,15 @@ template void batch_norm_bwd<float>(float*, float*, float*, const float*, const 
                                     const float*, int64_t, int64_t, int64_t, bool);
 template void batch_norm_bwd<double>(double*, double*, double*, const double*, const double*, const double*,
                                      const double*, const double*, int64_t, int64_t, int64_t, bool);
+#define STGS_INSTANTIATE_SUMS(T)                                                                                  \
+  template void batch_norm_moment_sums<T>(double*, const T*, int64_t, int64_t, int64_t);                         \
+  template void batch_norm_fwd_stats<T>(T*, T*, T*, const T*, const T*, const T*, const double*, int64_t, int64_t, \
+                                        int64_t, T);                                                             \
+  template void batch_norm_grad_sums<T>(double*, const T*, const T*, const T*, const T*, int64_t, int64_t, int64_t); \
+  template void batch_norm_bwd_input<T>(T*, const T*, const T*, const T*, const T*, const T*, const double*, int64_t, \
+                                        int64_t, int64_t, int64_t);
+STGS_INSTANTIATE_SUMS(float)
+STGS_INSTANTIATE_SUMS(double)
+#undef STGS_INSTANTIATE_SUMS
 
 }  // namespace stgs::kernels::cpu

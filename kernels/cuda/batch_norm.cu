@@ -1,5 +1,6 @@
 // CUDA twins of kernels/batch_norm.h: batch norm over x viewed as (N, C, S).
-// defines: cuda::batch_norm_fwd_train, cuda::batch_norm_fwd_eval, cuda::batch_norm_bwd
+// defines: cuda::batch_norm_fwd_train, cuda::batch_norm_fwd_eval, cuda::batch_norm_bwd, cuda::batch_norm_moment_sums,
+//          cuda::batch_norm_fwd_stats, cuda::batch_norm_grad_sums, cuda::batch_norm_bwd_input
 //
 // Three steps per call, all deterministic (no atomics):
 //   1. partial sums: channel c's M = N * S elements are cut into `parts` fixed chunks; block (c, part) sums
@@ -39,6 +40,16 @@ struct MomentTerms {  // (x - K, (x - K)^2), K = the channel's first element
   __device__ double2 operator()(int64_t i) const {
     const double d = double(x[i]) - K;
     return make_double2(d, d * d);
+  }
+};
+
+template <class T>
+struct RawMomentTerms {  // (x, x^2): unshifted, so that sums from several processes add up
+  const T* x;
+  __device__ void prepare(int64_t, int64_t) {}
+  __device__ double2 operator()(int64_t i) const {
+    const double v = double(x[i]);
+    return make_double2(v, v * v);
   }
 };
 
@@ -152,6 +163,40 @@ __global__ void finish_bwd(BwdCoef* coef, T* dgamma, T* dbeta, const double2* pa
   }
 }
 
+// The per-channel totals as (C, 2) doubles; the second scaled by invstd[c] when given (sum(dy * xhat)).
+template <class T>
+__global__ void write_sums(double* sums, const double2* partial, const T* invstd, int64_t C, int64_t parts) {
+  for (int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; c < C; c += int64_t(gridDim.x) * blockDim.x) {
+    const double2 t = channel_total(partial, c, parts);
+    sums[2 * c] = t.x;
+    sums[2 * c + 1] = invstd ? t.y * double(invstd[c]) : t.y;
+  }
+}
+
+// Forward coefficients from given statistics: stats (C, 2) = (mean, biased variance) in double.
+template <class T>
+__global__ void finish_stats(Affine* coef, T* save_mean, T* save_invstd, const double* stats, const T* gamma,
+                             const T* beta, int64_t C, double eps) {
+  for (int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; c < C; c += int64_t(gridDim.x) * blockDim.x) {
+    const double mean = stats[2 * c], invstd = 1.0 / sqrt(stats[2 * c + 1] + eps);
+    save_mean[c] = T(mean);
+    save_invstd[c] = T(invstd);
+    const double scale = invstd * (gamma ? double(gamma[c]) : 1.0);
+    coef[c] = {scale, (beta ? double(beta[c]) : 0.0) - mean * scale};
+  }
+}
+
+// Coefficients of the training-mode dx from sums over every process (M elements per channel in all).
+template <class T>
+__global__ void coef_from_sums(BwdCoef* coef, const double* sums, const T* mean, const T* invstd, const T* gamma,
+                               int64_t C, int64_t M) {
+  for (int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; c < C; c += int64_t(gridDim.x) * blockDim.x) {
+    const double rs = double(invstd[c]);
+    coef[c] = {rs * (gamma ? double(gamma[c]) : 1.0), double(mean[c]), rs, M > 0 ? sums[2 * c] / double(M) : 0.0,
+               M > 0 ? sums[2 * c + 1] / double(M) : 0.0};
+  }
+}
+
 // Step 3. Index is uint32_t when every index fits (cheaper divisions), else int64_t.
 template <class T, class Index>
 __global__ void normalise(T* y, const T* x, const Affine* coef, Index n, Index C, Index S) {
@@ -215,6 +260,30 @@ void launch_normalise(T* y, const T* x, const Affine* coef, int64_t N, int64_t C
   CUDA_CHECK_LAUNCH();
 }
 
+template <class T>
+void launch_input_grad(T* dx, const T* dy, const T* x, const BwdCoef* coef, int64_t N, int64_t C, int64_t S,
+                       cudaStream_t s) {
+  const int64_t n = N * C * S;
+  if (dx == nullptr || n == 0) return;
+  if (n <= INT32_MAX) {
+    input_grad<T, uint32_t><<<blocks_for(n), kThreads, 0, s>>>(dx, dy, x, coef, uint32_t(n), uint32_t(C), uint32_t(S));
+  } else {
+    input_grad<T, int64_t><<<blocks_for(n), kThreads, 0, s>>>(dx, dy, x, coef, n, C, S);
+  }
+  CUDA_CHECK_LAUNCH();
+}
+
+// Partial sums of `terms` over every channel, then their totals into sums (C, 2).
+template <class T, class Terms>
+void channel_sums(double* sums, Terms terms, const T* invstd, int64_t N, int64_t C, int64_t S, cudaStream_t s) {
+  const int64_t parts = parts_for(C, N * S);
+  const Scratch<Affine> scratch(C, parts, true, s);
+  channel_partials<<<unsigned(C * parts), kThreads, 0, s>>>(scratch.partial(), terms, N, C, S, parts);
+  CUDA_CHECK_LAUNCH();
+  write_sums<T><<<channel_blocks(C), kThreads, 0, s>>>(sums, scratch.partial(), invstd, C, parts);
+  CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace
 
 template <class T>
@@ -262,15 +331,41 @@ void batch_norm_bwd(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T
   finish_bwd<T><<<channel_blocks(C), kThreads, 0, stream>>>(scratch.coef(), dgamma, dbeta, scratch.partial(), mean,
                                                             invstd, gamma, C, M, parts, training);
   CUDA_CHECK_LAUNCH();
-  const int64_t n = N * C * S;
-  if (dx == nullptr || n == 0) return;
-  if (n <= INT32_MAX) {
-    input_grad<T, uint32_t><<<blocks_for(n), kThreads, 0, stream>>>(dx, dy, x, scratch.coef(), uint32_t(n),
-                                                                    uint32_t(C), uint32_t(S));
-  } else {
-    input_grad<T, int64_t><<<blocks_for(n), kThreads, 0, stream>>>(dx, dy, x, scratch.coef(), n, C, S);
-  }
+  launch_input_grad(dx, dy, x, scratch.coef(), N, C, S, stream);
+}
+
+template <class T>
+void batch_norm_moment_sums(double* sums, const T* x, int64_t N, int64_t C, int64_t S, Stream stream) {
+  if (C == 0) return;
+  channel_sums<T>(sums, RawMomentTerms<T>{x}, static_cast<const T*>(nullptr), N, C, S, stream);
+}
+
+template <class T>
+void batch_norm_fwd_stats(T* y, T* save_mean, T* save_invstd, const T* x, const T* gamma, const T* beta,
+                          const double* stats, int64_t N, int64_t C, int64_t S, T eps, Stream stream) {
+  if (C == 0) return;
+  const Scratch<Affine> scratch(C, 0, false, stream);
+  finish_stats<T><<<channel_blocks(C), kThreads, 0, stream>>>(scratch.coef(), save_mean, save_invstd, stats, gamma,
+                                                              beta, C, double(eps));
   CUDA_CHECK_LAUNCH();
+  launch_normalise(y, x, scratch.coef(), N, C, S, stream);
+}
+
+template <class T>
+void batch_norm_grad_sums(double* sums, const T* dy, const T* x, const T* mean, const T* invstd, int64_t N, int64_t C,
+                          int64_t S, Stream stream) {
+  if (C == 0) return;
+  channel_sums<T>(sums, GradTerms<T>{dy, x, mean}, invstd, N, C, S, stream);
+}
+
+template <class T>
+void batch_norm_bwd_input(T* dx, const T* dy, const T* x, const T* mean, const T* invstd, const T* gamma,
+                          const double* sums, int64_t M, int64_t N, int64_t C, int64_t S, Stream stream) {
+  if (C == 0) return;
+  const Scratch<BwdCoef> scratch(C, 0, false, stream);
+  coef_from_sums<T><<<channel_blocks(C), kThreads, 0, stream>>>(scratch.coef(), sums, mean, invstd, gamma, C, M);
+  CUDA_CHECK_LAUNCH();
+  launch_input_grad(dx, dy, x, scratch.coef(), N, C, S, stream);
 }
 
 #define STGS_INSTANTIATE(T)                                                                                        \
@@ -279,7 +374,14 @@ void batch_norm_bwd(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T
   template void batch_norm_fwd_eval<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*, int64_t,     \
                                        int64_t, int64_t, T, Stream);                                               \
   template void batch_norm_bwd<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*, int64_t, int64_t, \
-                                  int64_t, bool, Stream);
+                                  int64_t, bool, Stream);                                                         \
+  template void batch_norm_moment_sums<T>(double*, const T*, int64_t, int64_t, int64_t, Stream);                \
+  template void batch_norm_fwd_stats<T>(T*, T*, T*, const T*, const T*, const T*, const double*, int64_t, int64_t, \
+                                        int64_t, T, Stream);                                                       \
+  template void batch_norm_grad_sums<T>(double*, const T*, const T*, const T*, const T*, int64_t, int64_t, int64_t, \
+                                        Stream);                                                                   \
+  template void batch_norm_bwd_input<T>(T*, const T*, const T*, const T*, const T*, const T*, const double*,       \
+                                        int64_t, int64_t, int64_t, int64_t, Stream);
 STGS_INSTANTIATE(float)
 STGS_INSTANTIATE(double)
 #undef STGS_INSTANTIATE

@@ -1,0 +1,39 @@
+// `stgs search` and `stgs eval` over several processes: the launcher's ranks, the device each drives, the
+// communicator, and how an error on one rank ends all of them (README "Distributed training").
+// defines: Ranks, setup_ranks, run_on_ranks, rank_summary
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "engine/distributed/communicator.h"
+#include "engine/distributed/launch_env.h"
+#include "engine/tensor.h"
+
+namespace stgs::apps {
+
+struct Ranks {
+  dist::LaunchEnv env;
+  Device device;
+  std::unique_ptr<dist::Communicator> comm;  // dist::SingleProcess outside a multi-process launch
+
+  bool distributed() const { return comm->world_size() > 1; }
+  // Only rank 0 writes the run directory, checkpoints and output.
+  bool writes() const { return comm->is_root(); }
+};
+
+// The launch (dist::detect_launch_env) and `--device` (device_option): with several ranks "auto" and "cuda"
+// mean cuda:<local rank> when the build has CUDA and the GPU exists, else the CPU (MPI ranks); an explicit
+// cuda:N is kept. Then the communicator (dist::make_communicator).
+Ranks setup_ranks(const std::string& command, const std::string& device_option);
+
+// body() with, on several ranks, its errors turned into "<command>: rank R: error: <what>" on stderr and the end
+// of every rank (MPI_Abort, exit status 1): the others would wait forever at their next collective. One
+// process: errors propagate as usual.
+int run_on_ranks(const Ranks& ranks, const std::string& command, const std::function<int()>& body);
+
+// For the run log: "" for one process, else " on 2 ranks (mpi, launched by openmpi)".
+std::string rank_summary(const Ranks& ranks);
+
+}  // namespace stgs::apps

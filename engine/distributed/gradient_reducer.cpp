@@ -1,0 +1,113 @@
+#include "engine/distributed/gradient_reducer.h"
+
+#include "engine/autograd.h"
+#include "engine/ops.h"
+#include "kernels/check.h"
+
+namespace stgs::dist {
+
+std::vector<GradientBucket> plan_buckets(const std::vector<Tensor>& params, size_t cap_bytes) {
+  STGS_CHECK(cap_bytes > 0, "plan_buckets: cap must be > 0 bytes");
+  std::vector<GradientBucket> buckets;
+  size_t bytes = 0;
+  const Tensor* first = nullptr;  // the current bucket's first parameter
+  for (size_t k = params.size(); k-- > 0;) {
+    const Tensor& p = params[k];
+    const size_t size = size_t(p.numel()) * dtype_size(p.dtype());
+    const bool fits = first != nullptr && bytes + size <= cap_bytes && p.dtype() == first->dtype() &&
+                      p.device() == first->device();
+    if (!fits) {
+      buckets.emplace_back();
+      bytes = 0;
+      first = &p;
+    }
+    GradientBucket& b = buckets.back();
+    b.params.push_back(k);
+    b.offsets.push_back(b.numel);
+    b.numel += p.numel();
+    bytes += size;
+  }
+  return buckets;
+}
+
+GradientReducer::GradientReducer(Communicator& comm, std::vector<Tensor> params, size_t cap_bytes)
+    : comm_(comm),
+      params_(std::move(params)),
+      buckets_(plan_buckets(params_, cap_bytes)),
+      bucket_of_(params_.size()),
+      ready_(params_.size(), false),
+      ready_count_(buckets_.size(), 0),
+      self_(std::make_shared<GradientReducer*>(this)) {
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    const Tensor& p0 = params_[buckets_[b].params.front()];
+    flat_.push_back(zeros(Shape{buckets_[b].numel}, p0.dtype(), p0.device()));
+    for (size_t i : buckets_[b].params) bucket_of_[i] = b;
+  }
+  const std::weak_ptr<GradientReducer*> self = self_;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    STGS_CHECK(params_[i].is_leaf() && params_[i].requires_grad(), "GradientReducer: parameter ", i, " (",
+               params_[i].str(), ") must be a leaf that requires a gradient");
+    params_[i].register_hook([self, i](const Tensor& g) {
+      if (auto reducer = self.lock()) (*reducer)->on_gradient(i, g);
+      return Tensor();  // the gradient itself goes into .grad; finish() overwrites it with the average
+    });
+  }
+}
+
+GradientReducer::~GradientReducer() = default;
+
+void GradientReducer::prepare() {
+  for (size_t i = 0; i < params_.size(); ++i)
+    STGS_CHECK(!params_[i].grad().defined(), "GradientReducer::prepare: parameter ", i, " (", params_[i].str(),
+               ") still has a gradient; call zero_grad() first (the reducer averages one backward's gradients)");
+  std::fill(ready_.begin(), ready_.end(), false);
+  std::fill(ready_count_.begin(), ready_count_.end(), size_t(0));
+  next_bucket_ = 0;
+  active_ = true;
+}
+
+void GradientReducer::on_gradient(size_t index, const Tensor& grad) {
+  if (!active_) return;  // a backward outside prepare()/finish() is not reduced
+  STGS_CHECK(index < params_.size() && !ready_[index], "GradientReducer: gradient of parameter ", index,
+             " twice in one step (one backward per prepare())");
+  const size_t b = bucket_of_[index];
+  const GradientBucket& bucket = buckets_[b];
+  size_t slot = 0;
+  while (bucket.params[slot] != index) ++slot;
+  flat_[b].narrow(0, bucket.offsets[slot], params_[index].numel()).view(params_[index].shape()).copy_(grad);
+  ready_[index] = true;
+  ++ready_count_[b];
+  start_ready_buckets();
+}
+
+void GradientReducer::start_ready_buckets() {
+  while (next_bucket_ < buckets_.size() && ready_count_[next_bucket_] == buckets_[next_bucket_].params.size()) {
+    comm_.all_reduce_sum({flat_[next_bucket_]});
+    ++next_bucket_;
+  }
+}
+
+void GradientReducer::finish() {
+  STGS_CHECK(active_, "GradientReducer::finish without prepare()");
+  active_ = false;
+  NoGradGuard no_grad;
+  for (; next_bucket_ < buckets_.size(); ++next_bucket_) {
+    const GradientBucket& bucket = buckets_[next_bucket_];
+    for (size_t slot = 0; slot < bucket.params.size(); ++slot)
+      if (!ready_[bucket.params[slot]])  // no gradient this step: contributes zeros, receives nothing
+        flat_[next_bucket_].narrow(0, bucket.offsets[slot], params_[bucket.params[slot]].numel()).fill_(0.0);
+    comm_.all_reduce_sum({flat_[next_bucket_]});
+  }
+  comm_.synchronize();
+  const double scale = 1.0 / double(comm_.world_size());
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    const Tensor mean = flat_[b] * scale;
+    const GradientBucket& bucket = buckets_[b];
+    for (size_t slot = 0; slot < bucket.params.size(); ++slot) {
+      const Tensor& p = params_[bucket.params[slot]];
+      if (ready_[bucket.params[slot]]) p.set_grad(mean.narrow(0, bucket.offsets[slot], p.numel()).view(p.shape()).clone());
+    }
+  }
+}
+
+}  // namespace stgs::dist
