@@ -28,10 +28,12 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "engine/cuda/runtime.h"
+#include "engine/distributed/nccl_communicator.h"
 #include "engine/ops.h"
 #include "kernels/batch_norm.h"
 #include "kernels/conv.h"
@@ -222,6 +224,24 @@ void bench_gumbel(Timer& timer, Table& table, double copy_gbs, cudaStream_t s) {
   gumbel_row("gumbel bwd", bwd_bytes, [&] {
     kc::gumbel_softmax_bwd<float>(dlogits.get(), grad.get(), soft.get(), rows, K, 1.0f, s);
   });
+}
+
+// NCCL all-reduce of a 256 MB F32 buffer on a one-rank communicator (the distributed issue's row): on one GPU
+// it measures NCCL's own reduction kernel and stream hand-offs, read + write of the buffer against the copy
+// roofline; the bus bandwidth between GPUs needs several (BENCHMARKS.md then gets one row per world size).
+// Informational.
+void bench_nccl_all_reduce(Timer& timer, Table& table, double copy_gbs) {
+  const int64_t n = int64_t(64) << 20;  // 256 MB
+  try {
+    dist::LaunchEnv env;  // rank 0 of 1
+    const std::unique_ptr<dist::Communicator> comm = dist::make_nccl_communicator(env, 0, nullptr);
+    const Tensor buffer = ones(Shape{n}, DType::F32, Device::cuda(0));
+    const double bytes = 8.0 * double(n);  // read + write 256 MB
+    table.row("nccl all_reduce 1r", "64M F32 (256 MB)", Unit::Bytes, bytes,
+              timer.median_ms([&] { comm->all_reduce_sum({buffer}); }), copy_gbs, "copy", 0);
+  } catch (const std::exception& e) {
+    table.error("nccl all_reduce 1r", e.what());
+  }
 }
 
 int run_all(bool quick) {
@@ -426,6 +446,7 @@ int run_all(bool quick) {
             [&] { kc::scale_multi<float>(grads_mut, sizes, 0.999, s); });
   }
   bench_gumbel(timer, table, copy_gbs, s);
+  bench_nccl_all_reduce(timer, table, copy_gbs);
   std::printf("\n");
 
   // ---- GEMM, vs raw cuBLAS for the same call ------------------------------------------------------

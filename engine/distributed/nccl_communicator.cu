@@ -52,6 +52,7 @@ UniqueId shared_unique_id(const LaunchEnv& env, Communicator* bootstrap) {
     NCCL_CHECK(ncclGetUniqueId(&raw));
     std::memcpy(id.data(), &raw, id.size());
   }
+  if (env.world_size == 1) return id;  // nobody to share it with (a one-rank run, the bench row)
   if (bootstrap != nullptr) {
     const std::vector<uint8_t> mine(id.begin(), id.end());
     const std::vector<uint8_t> root = bootstrap->all_gather_bytes(mine).at(0);
