@@ -43,10 +43,14 @@ Tensor weight_columns(const Tensor& w, const std::vector<Term>& terms, const std
 // instead of a multiply and an add over (D, n) per term.
 Tensor mix(const Tensor& w, const std::vector<Term>& terms, const Shape& out_shape) {
   const int64_t D = w.size(0), n = out_shape.numel() / D;
-  const bool batched_shared = D > 1;
-  std::vector<size_t> shared;  // indices of shared terms, stacked in this order when batched_shared
+  // With several draws, the shared terms' rows in the stacked X: slot[i] for term i, -1 for a per-draw term.
+  std::vector<size_t> shared;
+  std::vector<int64_t> slot(terms.size(), -1);
   for (size_t i = 0; i < terms.size(); ++i)
-    if (batched_shared && terms[i].x.size(0) * D == out_shape[0]) shared.push_back(i);
+    if (D > 1 && terms[i].x.size(0) * D == out_shape[0]) {
+      slot[i] = int64_t(shared.size());
+      shared.push_back(i);
+    }
   Tensor out, stacked_shared;  // stacked_shared: (T, n)
   {
     NoGradGuard no_grad;
@@ -58,7 +62,7 @@ Tensor mix(const Tensor& w, const std::vector<Term>& terms, const Shape& out_sha
     }
     for (size_t i = 0; i < terms.size(); ++i) {
       const Term& t = terms[i];
-      if (!t.live || std::find(shared.begin(), shared.end(), i) != shared.end()) continue;
+      if (!t.live || slot[i] >= 0) continue;
       const Tensor p = mul(t.x.reshape({-1, n}), weight_column(w, t.row, t.col));  // (D, n)
       out = out.defined() ? add(out, p) : p;
     }
@@ -71,33 +75,29 @@ Tensor mix(const Tensor& w, const std::vector<Term>& terms, const Shape& out_sha
   std::vector<Term> saved;
   for (const Term& t : terms) saved.push_back({t.x.detach(), t.row, t.col, t.live});
   const Tensor wd = w.detach();
-  record("search mix", out, inputs, [wd, saved, shared, stacked_shared, D, n](const Tensor& g, GradInputs& gi) {
+  record("search mix", out, inputs, [wd, saved, shared, slot, stacked_shared, D, n](const Tensor& g, GradInputs& gi) {
     const Tensor g2 = g.reshape({D, n});
-    const bool any_shared = !shared.empty();
-    auto is_shared = [&](size_t i) { return std::find(shared.begin(), shared.end(), i) != shared.end(); };
     if (gi.needs(0)) {
       Tensor dw = zeros(wd.shape(), wd.dtype(), wd.device());
-      const Tensor dw_shared = any_shared ? matmul(g2, stacked_shared.transpose(0, 1)) : Tensor();  // (D, T)
-      for (size_t i = 0, s = 0; i < saved.size(); ++i) {
+      const Tensor dw_shared = shared.empty() ? Tensor() : matmul(g2, stacked_shared.transpose(0, 1));  // (D, T)
+      for (size_t i = 0; i < saved.size(); ++i) {
         const Term& t = saved[i];
-        const Tensor dots = is_shared(i) ? dw_shared.narrow(1, int64_t(s++), 1)                         // (D, 1)
+        const Tensor dots = slot[i] >= 0 ? dw_shared.narrow(1, slot[i], 1)  // (D, 1)
                                          : sum(mul(g2, t.x.reshape({-1, n})), {1}).reshape({D, 1});
         dw.narrow(1, t.row, 1).narrow(2, t.col, 1).copy_(dots.reshape({D, 1, 1}));
       }
       gi.set(0, dw);
     }
-    Tensor dx_shared;  // (T, n) = W^T g
-    for (size_t i = 0, s = 0; i < saved.size(); ++i) {
+    Tensor dx_shared;  // (T, n) = W^T g, computed when a live shared term needs it
+    for (size_t i = 0; i < saved.size(); ++i) {
       const Term& t = saved[i];
-      const bool sh = is_shared(i);
-      const int64_t slot = sh ? int64_t(s++) : -1;
       if (!gi.needs(i + 1) || !t.live) continue;
-      if (sh) {
-        if (!dx_shared.defined()) dx_shared = matmul(weight_columns(wd, saved, shared).transpose(0, 1), g2);
-        gi.set(i + 1, dx_shared.narrow(0, slot, 1).reshape(t.x.shape()));
+      if (slot[i] < 0) {
+        gi.set(i + 1, mul(g2, weight_column(wd, t.row, t.col)).reshape(t.x.shape()));
         continue;
       }
-      gi.set(i + 1, mul(g2, weight_column(wd, t.row, t.col)).reshape(t.x.shape()));
+      if (!dx_shared.defined()) dx_shared = matmul(weight_columns(wd, saved, shared).transpose(0, 1), g2);
+      gi.set(i + 1, dx_shared.narrow(0, slot[i], 1).reshape(t.x.shape()));
     }
   });
   return out;

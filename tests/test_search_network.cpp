@@ -63,6 +63,13 @@ void randomise_logits(ArchParams& arch, uint64_t seed) {
   for (auto& [name, t] : arch.named_parameters()) t.copy_(randn(t.shape(), t.dtype(), Device::cpu(), &gen));
 }
 
+// Every Dropout module of `net` in eval mode (an identity), the rest left in training mode: batched and
+// per-draw paths then compare exactly (attention's dropout is fixed at 0.1 whatever the config says).
+void dropout_off(Module& net) {
+  for (auto& [name, module] : net.named_modules())
+    if (name.size() >= 7 && name.compare(name.size() - 7, 7, "dropout") == 0) module->eval();
+}
+
 // A closure as a single-input Module, for tests/module_gradcheck.h.
 class Closure : public Module {
  public:
@@ -441,8 +448,7 @@ TEST_CASE("sampled_loss: the mean of M independent draws, one backward for all o
   randomise_logits(arch, 71);
   // The exact path runs the M draws as one batch (batch norms with per-draw statistics); without dropout
   // (attention's is fixed at 0.1) the values and gradients must be those of M separate forwards.
-  for (auto& [name, module] : net.named_modules())
-    if (name.size() >= 7 && name.compare(name.size() - 7, 7, "dropout") == 0) module->eval();
+  dropout_off(net);
   const StateDict stats_before = net.state_dict().clone();
   const std::vector<Tensor> features = make_features(config, 4, DType::F32, 72);
   const Tensor labels = from_vector<int64_t>({0, 1, 1, 0}, {4});
@@ -599,8 +605,7 @@ TEST_CASE("sampled_loss on CUDA matches the CPU: the batched exact path, its gra
     randomise_logits(*arch, 82);
     net->to(device);
     arch->to(device);
-    for (auto& [name, module] : net->named_modules())
-      if (name.size() >= 7 && name.compare(name.size() - 7, 7, "dropout") == 0) module->eval();
+    dropout_off(*net);
     return std::make_pair(net, arch);
   };
   auto [net_cpu, arch_cpu] = build(Device::cpu());

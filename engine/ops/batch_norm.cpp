@@ -30,15 +30,11 @@ int64_t synced_forward(dist::Communicator& group, const Tensor& xc, const Tensor
   const int64_t M = int64_t(total.back());
   STGS_CHECK(M > 1, "batch_norm: expected more than 1 value per channel over all ranks when training, got ", M);
 
-  std::vector<double> mu(size_t(groups * C)), var(size_t(groups * C));
-  for (int64_t k = 0; k < groups * C; ++k) {
-    mu[size_t(k)] = total[size_t(2 * k)] / double(M);
-    var[size_t(k)] = std::max(0.0, total[size_t(2 * k + 1)] / double(M) - mu[size_t(k)] * mu[size_t(k)]);
-  }
   std::vector<double> stats(size_t(groups * C * 2));  // (groups, C, 2): mean, biased variance
-  for (int64_t k = 0; k < groups * C; ++k) {
-    stats[size_t(2 * k)] = mu[size_t(k)];
-    stats[size_t(2 * k + 1)] = var[size_t(k)];
+  for (size_t k = 0; k < size_t(groups * C); ++k) {
+    const double mu = total[2 * k] / double(M);
+    stats[2 * k] = mu;
+    stats[2 * k + 1] = std::max(0.0, total[2 * k + 1] / double(M) - mu * mu);
   }
   const Tensor stats_t = from_vector(stats, Shape{groups * C * 2}).to(xc.device());
   for (int64_t g = 0; g < groups; ++g)
@@ -54,8 +50,8 @@ int64_t synced_forward(dist::Communicator& group, const Tensor& xc, const Tensor
     for (int64_t g = 0; g < groups; ++g)
       for (int64_t c = 0; c < C; ++c) {
         const size_t k = size_t(g * C + c);
-        const double m = (1.0 - momentum) * rm[size_t(c)] + momentum * mu[k];
-        const double v = (1.0 - momentum) * rv[size_t(c)] + momentum * var[k] * double(M) / double(M - 1);
+        const double m = (1.0 - momentum) * rm[size_t(c)] + momentum * stats[2 * k];
+        const double v = (1.0 - momentum) * rv[size_t(c)] + momentum * stats[2 * k + 1] * double(M) / double(M - 1);
         rm[size_t(c)] = f32 ? double(float(m)) : m;
         rv[size_t(c)] = f32 ? double(float(v)) : v;
       }
@@ -129,7 +125,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
              "batch_norm: running_mean and running_var must be both defined or both undefined");
   STGS_CHECK(training || running_mean.defined(),
              "batch_norm: eval mode (training = false) needs running_mean and running_var, input ", x.str());
-  STGS_CHECK(!training || M != 1 || dist::batch_norm_group() != nullptr, "batch_norm: expected more than 1 value per channel when training, got input ",
+  STGS_CHECK(!training || M != 1 || dist::batch_norm_group() != nullptr,
+             "batch_norm: expected more than 1 value per channel when training, got input ",
              x.str());
   STGS_CHECK(eps >= 0, "batch_norm: eps must be >= 0, got ", eps);
 
@@ -183,7 +180,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     record("batch_norm", y, {&x, &weight, &bias},
            [xs, ws, mean, invstd, groups, Ng, C, S, training, group, M_all](const Tensor& g, GradInputs& gi) {
              Tensor gc = g.contiguous();
-             if (group != nullptr) return synced_backward(*group, gi, gc, xs, ws, mean, invstd, groups, Ng, C, S, M_all);
+             if (group != nullptr)
+               return synced_backward(*group, gi, gc, xs, ws, mean, invstd, groups, Ng, C, S, M_all);
              // Per-group parameter gradients (groups, C), summed over the groups below.
              Tensor dx = gi.needs(0) ? empty(xs.shape(), xs.dtype(), xs.device()) : Tensor();
              Tensor dw = gi.needs(1) ? empty(Shape{groups, C}, xs.dtype(), xs.device()) : Tensor();

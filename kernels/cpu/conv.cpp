@@ -113,23 +113,22 @@ void col2im_plane(T* plane, const T* rows, int64_t ld, const ConvGeometry& g) {
   }
 }
 
-// cols: (C_in * kH * kW, ld), image n's columns at n * HWo <- x: (nc, C_in, H, W). One thread per row of cols.
-// A 1x1 kernel with stride 1 and no padding reads every input position once, where it is: im2col is then a
-// plain regrouping of whole planes (the per-row bookkeeping of im2col_row dominated the fusion net's
-// pointwise Conv1d layers, whose planes are only L = 8 long).
-bool pointwise(const ConvGeometry& g) {
-  return g.kk() == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
+// folded: (C, nc * S) <- x: (nc, C, S). Gathers dy for the backward GEMMs (and is im2col of a pointwise kernel).
+template <class T>
+void fold_batch(T* folded, const T* x, int64_t nc, int64_t C, int64_t S) {
+#pragma omp parallel for schedule(static) if (nc * C * S > kParallelGrain)
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t n = 0; n < nc; ++n) std::copy(x + (n * C + c) * S, x + (n * C + c + 1) * S, folded + (c * nc + n) * S);
 }
 
+// cols: (C_in * kH * kW, ld), image n's columns at n * HWo <- x: (nc, C_in, H, W). One thread per row of cols.
+// A pointwise kernel reads every input position once, where it is: im2col is then a plain regrouping of whole
+// planes (the per-row bookkeeping of im2col_row dominated the fusion net's 1x1 Conv1d layers, whose planes
+// are only L = 8 long).
 template <class T>
 void im2col_chunk(T* cols, int64_t ld, const T* x, int64_t nc, const ConvGeometry& g) {
   const int64_t rows = g.C_in * g.kk(), HWo = g.hw_out(), HW = g.hw_in();
-  if (pointwise(g)) {
-#pragma omp parallel for schedule(static) if (rows * ld > kParallelGrain)
-    for (int64_t c = 0; c < g.C_in; ++c)
-      for (int64_t n = 0; n < nc; ++n) std::copy(x + (n * g.C_in + c) * HW, x + (n * g.C_in + c + 1) * HW, cols + c * ld + n * HW);
-    return;
-  }
+  if (g.pointwise()) return fold_batch(cols, x, nc, g.C_in, HW);  // ld == nc * HW here
 #pragma omp parallel for schedule(static) if (rows * ld > kParallelGrain)
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t n = 0; n < nc; ++n)
@@ -142,28 +141,14 @@ void im2col_chunk(T* cols, int64_t ld, const T* x, int64_t nc, const ConvGeometr
 template <class T>
 void col2im_chunk(T* dx, const T* cols, int64_t ld, int64_t nc, const ConvGeometry& g, bool accumulate) {
   const int64_t HW = g.hw_in(), HWo = g.hw_out();
-  const bool copy_planes = pointwise(g) && !accumulate;  // the plane is its one cols row
 #pragma omp parallel for collapse(2) schedule(static) if (g.C_in * g.kk() * ld > kParallelGrain)
   for (int64_t n = 0; n < nc; ++n) {
     for (int64_t c = 0; c < g.C_in; ++c) {
       T* plane = dx + (n * g.C_in + c) * HW;
-      const T* rows = cols + c * g.kk() * ld + n * HWo;
-      if (copy_planes) {
-        std::copy(rows, rows + HW, plane);
-        continue;
-      }
       if (!accumulate) std::fill(plane, plane + HW, T(0));
-      col2im_plane(plane, rows, ld, g);
+      col2im_plane(plane, cols + c * g.kk() * ld + n * HWo, ld, g);
     }
   }
-}
-
-// folded: (C, nc * S) <- x: (nc, C, S). Gathers dy for the backward GEMMs.
-template <class T>
-void fold_batch(T* folded, const T* x, int64_t nc, int64_t C, int64_t S) {
-#pragma omp parallel for schedule(static) if (nc * C * S > kParallelGrain)
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t n = 0; n < nc; ++n) std::copy(x + (n * C + c) * S, x + (n * C + c + 1) * S, folded + (c * nc + n) * S);
 }
 
 // y: (nc, C, S) <- folded: (C, nc * S) (+ bias[c] when bias is not null). Scatters a folded GEMM result.

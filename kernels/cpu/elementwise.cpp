@@ -109,8 +109,8 @@ void binary_loop(T* out, const T* a, const T* b, const StridedLayout& l, F f) {
   if (n == 0) return;
   if (l.contiguous(1, 2)) return binary_loop(out, a, b, n, f);
   // A broadcast scalar against a contiguous tensor (a sampled weight times a node, a scale): one flat loop.
-  if (l.scalar(2) && l.contiguous(1, 1)) return binary_loop(out, a, b, n, [f, v = *b](T u, T) { return f(u, v); });
-  if (l.scalar(1) && l.contiguous(2, 2)) return binary_loop(out, a, b, n, [f, v = *a](T, T u) { return f(v, u); });
+  if (l.scalar(2) && l.contiguous(1, 1)) return map_flat(out, a, n, [f, v = *b](T u) { return f(u, v); });
+  if (l.scalar(1) && l.contiguous(2, 2)) return map_flat(out, b, n, [f, v = *a](T u) { return f(v, u); });
   // Rows whose operands are unit-stride or repeated (bias-style broadcasts): a flat loop per row.
   const int nd = l.ndim;
   const int64_t inner = l.sizes[nd - 1], sa = l.strides[1][nd - 1], sb = l.strides[2][nd - 1];

@@ -11,8 +11,8 @@ namespace stgs::kernels::cpu {
 namespace {
 
 // Philox4x32-10 of kGroupBlocks consecutive blocks at once, in counter order: bits[4 j + lane] = lane `lane`
-// of block first + j, the same words as philox_block, bit for bit (tests/test_random.cpp checks). With AVX2, eight blocks run in
-// the eight 32-bit lanes of a register; philox_block's one-block dependency chain of scalar 64-bit
+// of block first + j, the same words as philox_block, bit for bit (tests/test_random.cpp checks). With AVX2,
+// eight blocks run in the eight 32-bit lanes of a register; philox_block's one-block dependency chain of scalar 64-bit
 // multiplies (which the compiler does not vectorise) made dropout a fifth of a search step's time.
 constexpr int kGroupBlocks = 16;
 
