@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "kernels/conv.h"
+#include "kernels/winograd.h"
 #include "tests/gradcheck.h"
 
 using namespace stgs;
@@ -346,4 +348,90 @@ TEST_CASE("conv2d kernels: batch-folded chunks agree with image-by-image calls (
   check_folded_against_single_images<double>(geometry(5, 16, 52, 52, 8, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1), 900, 1e-12);
   check_folded_against_single_images<float>(geometry(5, 32, 52, 52, 8, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1), 910, 2e-4);
   check_folded_against_single_images<double>(geometry(5, 64, 80, 80, 32, 1, 1, {1, 1}, {0, 0}, {1, 1}, 1), 920, 1e-12);
+}
+
+namespace {
+
+// Largest |a - b| over two equally long vectors, and whether a holds a NaN (an element left unwritten).
+template <class A, class B>
+double max_diff(const std::vector<A>& a, const std::vector<B>& b) {
+  double worst = 0;
+  for (size_t k = 0; k < a.size(); ++k) {
+    if (std::isnan(double(a[k]))) return std::numeric_limits<double>::infinity();
+    worst = std::max(worst, std::abs(double(a[k]) - double(b[k])));
+  }
+  return worst;
+}
+
+double max_abs(const std::vector<double>& v) {
+  double m = 0;
+  for (double x : v) m = std::max(m, std::abs(x));
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("conv2d kernels: Winograd F(2x2, 3x3) equals im2col (F64 exactly, F32 to rounding)", "[conv]") {
+  // Odd and even sizes (tiles hanging over the bottom and right edges), padding 0, 1, 2 and mixed (the
+  // backward pads by 2 - p), a 1x1 and a 2x3 image, a batch of one, and a case big enough to run in several
+  // chunks. References: the im2col kernels in F64; outputs poisoned with NaN first.
+  const std::vector<kernels::ConvGeometry> cases = {
+      geometry(2, 16, 9, 7, 17, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1),
+      geometry(3, 17, 8, 8, 16, 3, 3, {1, 1}, {0, 0}, {1, 1}, 1),
+      geometry(1, 16, 5, 6, 20, 3, 3, {1, 1}, {2, 2}, {1, 1}, 1),
+      geometry(2, 18, 7, 10, 16, 3, 3, {1, 1}, {0, 2}, {1, 1}, 1),
+      geometry(2, 16, 1, 1, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1),
+      geometry(1, 20, 2, 3, 24, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1),
+      geometry(3, 32, 60, 60, 32, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1),  // 2 F32 images per chunk, then 1
+  };
+  uint64_t seed = 900;
+  for (kernels::ConvGeometry g : cases) {
+    g.H_out = kernels::conv_out_size(g.H, 3, 1, g.pad_h, 1);
+    g.W_out = kernels::conv_out_size(g.W, 3, 1, g.pad_w, 1);
+    INFO("N" << g.N << " Cin" << g.C_in << " " << g.H << "x" << g.W << " Cout" << g.C_out << " pad " << g.pad_h << ","
+              << g.pad_w);
+    const int64_t x_size = g.N * g.C_in * g.hw_in(), y_size = g.N * g.C_out * g.hw_out();
+    const std::vector<double> x = normal64({x_size}, seed).to_vector<double>(),
+                              w = normal64({g.C_out * g.C_in * 9}, seed + 1).to_vector<double>(),
+                              b = normal64({g.C_out}, seed + 2).to_vector<double>(),
+                              dy = normal64({y_size}, seed + 3).to_vector<double>();
+    seed += 10;
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    std::vector<double> y_ref(static_cast<size_t>(y_size)), dx_ref(static_cast<size_t>(x_size));
+    kernels::cpu::conv2d_fwd(y_ref.data(), x.data(), w.data(), b.data(), g);  // F64: always im2col
+    kernels::cpu::conv2d_bwd_data(dx_ref.data(), dy.data(), w.data(), g);
+
+    std::vector<double> y(size_t(y_size), nan), dx(size_t(x_size), nan);
+    kernels::cpu::conv2d_fwd_winograd(y.data(), x.data(), w.data(), b.data(), g);
+    kernels::cpu::conv2d_bwd_data_winograd(dx.data(), dy.data(), w.data(), g);
+    CHECK(max_diff(y, y_ref) <= 1e-12 * (1 + max_abs(y_ref)));
+    CHECK(max_diff(dx, dx_ref) <= 1e-12 * (1 + max_abs(dx_ref)));
+
+    // F32, the kernels conv2d_fwd and conv2d_bwd_data route here when winograd_applies().
+    auto to_f32 = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+    const std::vector<float> xf = to_f32(x), wf = to_f32(w), bf = to_f32(b), dyf = to_f32(dy);
+    std::vector<float> yf(static_cast<size_t>(y_size), float(nan)), dxf(static_cast<size_t>(x_size), float(nan));
+    kernels::cpu::conv2d_fwd_winograd(yf.data(), xf.data(), wf.data(), bf.data(), g);
+    kernels::cpu::conv2d_bwd_data_winograd(dxf.data(), dyf.data(), wf.data(), g);
+    // Sums of C_in * 9 unit-variance products: F32 rounding of the partial sums, a few ulps of the largest.
+    CHECK(max_diff(yf, y_ref) <= 2e-6 * (1 + max_abs(y_ref)) * std::sqrt(double(g.C_in * 9)));
+    CHECK(max_diff(dxf, dx_ref) <= 2e-6 * (1 + max_abs(dx_ref)) * std::sqrt(double(g.C_out * 9)));
+  }
+}
+
+TEST_CASE("conv2d kernels: which geometries take Winograd", "[conv]") {
+  auto applies = [](kernels::ConvGeometry g) {
+    g.H_out = kernels::conv_out_size(g.H, g.kH, g.stride_h, g.pad_h, g.dil_h);
+    g.W_out = kernels::conv_out_size(g.W, g.kW, g.stride_w, g.pad_w, g.dil_w);
+    return kernels::cpu::winograd_applies(g);
+  };
+  CHECK(applies(geometry(8, 64, 56, 56, 64, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1)));    // ResNet-34 layer1
+  CHECK(applies(geometry(8, 512, 10, 8, 512, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1)));   // audio layer4
+  CHECK_FALSE(applies(geometry(8, 512, 7, 7, 512, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1)));  // 64 outputs computed for 49
+  CHECK_FALSE(applies(geometry(8, 64, 56, 56, 128, 3, 3, {2, 2}, {1, 1}, {1, 1}, 1)));  // stride 2
+  CHECK_FALSE(applies(geometry(8, 64, 56, 56, 64, 3, 3, {1, 1}, {2, 2}, {2, 2}, 1)));  // dilation 2
+  CHECK_FALSE(applies(geometry(8, 64, 56, 56, 64, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2)));  // groups
+  CHECK_FALSE(applies(geometry(8, 8, 56, 56, 64, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1)));   // few input channels
+  CHECK_FALSE(applies(geometry(8, 64, 56, 56, 64, 1, 1, {1, 1}, {0, 0}, {1, 1}, 1)));  // 1x1
+  CHECK_FALSE(applies(geometry(8, 64, 56, 56, 64, 3, 3, {1, 1}, {3, 3}, {1, 1}, 1)));  // padding 3
 }

@@ -477,23 +477,30 @@ TEST_CASE("mpirun -np 2: search and eval equal the single-process runs", "[dist]
   }
   CHECK(r1["best_epoch"] == r2["best_epoch"]);
 
-  // M = 2 stacked draws (grouped, synchronised batch norms) over one epoch. Two ranks sum the batch in a
-  // different order (two half-batch GEMMs, then the all-reduce), and stacked draws double every sum: the runs
-  // agree to ~1e-6 relative here, and the gap grows with training (over several epochs at this learning
-  // rate the noise-driven conv biases drift visibly), so this check is one epoch: metrics at 1e-4, parameters
-  // at 1e-3 (Adam on the architecture logits turns near-zero, noise-level gradients into lr-sized steps; a
-  // wrong statistic or mask moves the first epoch's losses by far more).
-  const std::string stacked = " --epochs 1 --samples 2 --channels 8 --lambda 1 --weight-lr 0.05 --arch-lr 0.05"
-                              " --dropout 0.2 --batch 6 --quiet --no-plots";
-  one = run_stgs("search " + cache.string() + " --runs-dir " + (tmp.dir / "m2-one").string() + stacked);
-  REQUIRE(one.status == 0);
-  two = run_stgs_ranks(2, "search " + cache.string() + " --runs-dir " + (tmp.dir / "m2-two").string() + stacked);
-  INFO(two.output);
-  REQUIRE(two.status == 0);
-  const fs::path m1 = only_run(tmp.dir / "m2-one", "search-"), m2 = only_run(tmp.dir / "m2-two", "search-");
-  CHECK(csv_diff(m1 / "metrics.csv", m2 / "metrics.csv") < 1e-4);
-  CHECK(checkpoint_diff(m1 / "checkpoints/last.safetensors", m2 / "checkpoints/last.safetensors", "arch.") < 1e-3);
-  CHECK(checkpoint_diff(m1 / "checkpoints/last.safetensors", m2 / "checkpoints/last.safetensors", "net.") < 1e-3);
+  // M = 2 stacked draws (grouped, synchronised batch norms) over one epoch. With the architecture held still
+  // (--arch-lr 1e-6) the runs agree as closely as M = 1's. With it moving they agree less: some logits get
+  // gradients of ~1e-7 (the two draws' terms cancel), and Adam scales those to lr-sized steps, float rounding
+  // (~1e-9 there) included; the gap then grows with training. So that run is held to metrics at 1e-4 and
+  // parameters at 1e-3 after one epoch (a wrong statistic or mask moves the first epoch's losses by far more).
+  const std::string stacked = " --epochs 1 --samples 2 --channels 8 --lambda 1 --weight-lr 0.05 --dropout 0.2"
+                              " --batch 6 --quiet --no-plots --arch-lr ";
+  for (const char* arch_lr : {"1e-6", "0.05"}) {
+    INFO("--arch-lr " << arch_lr);
+    const bool still = std::string(arch_lr) == "1e-6";
+    const fs::path dir_one = tmp.dir / ("m2-one-" + std::string(arch_lr)),
+                   dir_two = tmp.dir / ("m2-two-" + std::string(arch_lr));
+    one = run_stgs("search " + cache.string() + " --runs-dir " + dir_one.string() + stacked + arch_lr);
+    REQUIRE(one.status == 0);
+    two = run_stgs_ranks(2, "search " + cache.string() + " --runs-dir " + dir_two.string() + stacked + arch_lr);
+    INFO(two.output);
+    REQUIRE(two.status == 0);
+    const fs::path m1 = only_run(dir_one, "search-"), m2 = only_run(dir_two, "search-");
+    const fs::path k1 = m1 / "checkpoints/last.safetensors", k2 = m2 / "checkpoints/last.safetensors";
+    CHECK(csv_diff(m1 / "metrics.csv", m2 / "metrics.csv") < (still ? 1e-5 : 1e-4));
+    CHECK(checkpoint_diff(k1, k2, "arch.") < (still ? 1e-5 : 1e-3));
+    CHECK(checkpoint_diff(k1, k2, "net.") < (still ? 1e-5 : 1e-3));
+    if (still) CHECK(checkpoint_diff(k1, k2, "net.", true) < 1e-3);
+  }
 }
 
 TEST_CASE("mpirun -np 2: a rank that dies or hangs stops the other with a message within seconds", "[dist][e2e][mpi]") {

@@ -263,12 +263,36 @@ TEST_CASE("pool: padding acts as -inf for max, ties take the first, NaN propagat
 }
 
 TEST_CASE("pool: max pools without a backward (no argmax written) give the same values", "[pool]") {
-  // Inference skips the argmax buffer; the values must not depend on whether a backward is recorded.
-  Tensor x = normal64(Shape{2, 3, 9, 8}, 5).to(DType::F32).set_requires_grad(true);
-  const Tensor with_grad = max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
+  // Inference skips the argmax buffer and takes a separate kernel (column maxima, then row maxima); the
+  // values must not depend on whether a backward is recorded: NaN (two of them in one window), -inf,
+  // padding, overlapping and non-square windows, odd sizes.
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  std::vector<float> values = normal64(Shape{2 * 3 * 9 * 8}, 5).to(DType::F32).to_vector<float>();
+  values[10] = nan;
+  values[11] = nan;
+  values[100] = -inf;
+  values[250] = inf;
+  for (size_t k = 300; k < 372; ++k) values[k] = -inf;  // one whole plane of -inf
+  struct Window {
+    Pair kernel, stride, padding;
+  };
+  for (const Window& w : {Window{{3, 3}, {2, 2}, {1, 1}}, Window{{2, 2}, {1, 1}, {1, 1}}, Window{{3, 2}, {1, 2}, {0, 1}},
+                          Window{{1, 1}, {1, 1}, {0, 0}}, Window{{5, 4}, {3, 3}, {2, 2}}}) {
+    INFO("kernel " << w.kernel[0] << "x" << w.kernel[1] << " stride " << w.stride[0] << "," << w.stride[1]
+                   << " padding " << w.padding[0] << "," << w.padding[1]);
+    Tensor x = from_vector(values, Shape{2, 3, 9, 8}).set_requires_grad(true);
+    const std::vector<float> with_grad = max_pool2d(x, w.kernel, w.stride, w.padding).to_vector<float>();
+    NoGradGuard no_grad;
+    const std::vector<float> without = max_pool2d(x, w.kernel, w.stride, w.padding).to_vector<float>();
+    REQUIRE(without.size() == with_grad.size());
+    for (size_t k = 0; k < without.size(); ++k) {
+      INFO("output " << k << ": " << without[k] << " vs " << with_grad[k]);
+      CHECK((without[k] == with_grad[k] || (std::isnan(without[k]) && std::isnan(with_grad[k]))));
+    }
+  }
+  Tensor x = normal64(Shape{2, 3, 9, 8}, 6).to(DType::F32).set_requires_grad(true);
   const Tensor adaptive_with_grad = adaptive_max_pool2d(x, {4, 3});
   NoGradGuard no_grad;
-  CHECK(max_pool2d(x, {3, 3}, {2, 2}, {1, 1}).to_vector<float>() == with_grad.to_vector<float>());
   CHECK(adaptive_max_pool2d(x, {4, 3}).to_vector<float>() == adaptive_with_grad.to_vector<float>());
   CHECK(adaptive_max_pool1d(x.flatten(2), 5).shape() == Shape{2, 3, 5});
 }

@@ -20,8 +20,10 @@
 
 #include <algorithm>
 #include <memory>
+#include <type_traits>
 
 #include "kernels/gemm.h"
+#include "kernels/winograd.h"
 
 namespace stgs::kernels::cpu {
 namespace {
@@ -208,6 +210,8 @@ void col2im(T* im, const T* cols, int64_t C, int64_t H, int64_t W, int64_t kH, i
 
 template <class T>
 void conv2d_fwd(T* y, const T* x, const T* w, const T* bias, const ConvGeometry& g) {
+  if constexpr (std::is_same_v<T, float>)
+    if (winograd_applies(g)) return conv2d_fwd_winograd(y, x, w, bias, g);
   const int64_t K = g.cin_g() * g.kk(), HWo = g.hw_out(), Mg = g.cout_g();
   const int64_t nb = images_per_chunk(g, sizeof(T));
   // Scratch: cols (C_in * kk, nb * HWo), then the folded output (C_out, nb * HWo).
@@ -236,6 +240,8 @@ void conv2d_fwd(T* y, const T* x, const T* w, const T* bias, const ConvGeometry&
 
 template <class T>
 void conv2d_bwd_data(T* dx, const T* dy, const T* w, const ConvGeometry& g) {
+  if constexpr (std::is_same_v<T, float>)
+    if (winograd_applies(g)) return conv2d_bwd_data_winograd(dx, dy, w, g);
   const int64_t K = g.cin_g() * g.kk(), HWo = g.hw_out(), Mg = g.cout_g();
   const int64_t nb = images_per_chunk(g, sizeof(T));
   // Scratch: dcols (C_in * kk, nb * HWo), then the folded dy (C_out, nb * HWo).
