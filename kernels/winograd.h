@@ -1,5 +1,6 @@
 // 3x3 stride-1 convolutions by Winograd's minimal filtering F(2x2, 3x3) on the CPU (Lavin & Gray, 2015).
-// defines: cpu::winograd_enabled, cpu::winograd_applies, cpu::conv2d_fwd_winograd, cpu::conv2d_bwd_data_winograd
+// defines: cpu::winograd_enabled, cpu::winograd_applies, cpu::conv2d_fwd_winograd, cpu::conv2d_bwd_data_winograd,
+//          cpu::conv2d_bwd_weight_winograd
 //
 // Each 2x2 output tile comes from a 4x4 input tile d and a 3x3 filter g as Y = A^T [(G g G^T) . (B^T d B)] A:
 // 16 multiplies per tile and input channel instead of im2col's 36, so the GEMM work of such a layer drops
@@ -11,8 +12,8 @@
 // with the filters rotated by 180 degrees and transposed (C_out <-> C_in), padding 2 - p.
 // The transforms add and halve only (no division of large values): in F32 the results differ from
 // im2col's by a few units of rounding of the largest partial sums (tests/test_conv.cpp bounds it).
-// The im2col path in kernels/cpu/conv.cpp stays the reference; conv2d_fwd and conv2d_bwd_data route
-// F32 problems that winograd_applies() accepts here.
+// The im2col path in kernels/cpu/conv.cpp stays the reference; conv2d_fwd, conv2d_bwd_data and
+// conv2d_bwd_weight route F32 problems that winograd_applies() accepts here.
 #pragma once
 
 #include "kernels/conv.h"
@@ -35,5 +36,10 @@ void conv2d_fwd_winograd(T* y, const T* x, const T* w, const T* bias, const Conv
 // dx: (N, C_in, H, W) = the gradient of that convolution with respect to x, from dy: (N, C_out, H_out, W_out).
 template <class T>
 void conv2d_bwd_data_winograd(T* dx, const T* dy, const T* w, const ConvGeometry& g);
+
+// dw: (C_out, C_in, 3, 3) = the gradient with respect to w, as the adjoint of the forward's algebra:
+// dU[xi] = sum over tiles of (A dY A^T)[xi] V[xi]^T (16 GEMMs), then dw = G^T dU G.
+template <class T>
+void conv2d_bwd_weight_winograd(T* dw, const T* dy, const T* x, const ConvGeometry& g);
 
 }  // namespace stgs::kernels::cpu

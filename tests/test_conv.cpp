@@ -371,7 +371,7 @@ double max_abs(const std::vector<double>& v) {
 
 }  // namespace
 
-TEST_CASE("conv2d kernels: Winograd F(2x2, 3x3) equals im2col (F64 exactly, F32 to rounding)", "[conv]") {
+TEST_CASE("conv2d kernels: Winograd F(2x2, 3x3) equals im2col, all three passes (F64 exactly, F32 to rounding)", "[conv]") {
   // Odd and even sizes (tiles hanging over the bottom and right edges), padding 0, 1, 2 and mixed (the
   // backward pads by 2 - p), a 1x1 and a 2x3 image, a batch of one, and a case big enough to run in several
   // chunks. References: the im2col kernels in F64; outputs poisoned with NaN first.
@@ -397,25 +397,33 @@ TEST_CASE("conv2d kernels: Winograd F(2x2, 3x3) equals im2col (F64 exactly, F32 
                               dy = normal64({y_size}, seed + 3).to_vector<double>();
     seed += 10;
     const double nan = std::numeric_limits<double>::quiet_NaN();
-    std::vector<double> y_ref(static_cast<size_t>(y_size)), dx_ref(static_cast<size_t>(x_size));
+    const size_t w_size = w.size();
+    std::vector<double> y_ref(static_cast<size_t>(y_size)), dx_ref(static_cast<size_t>(x_size)), dw_ref(w_size);
     kernels::cpu::conv2d_fwd(y_ref.data(), x.data(), w.data(), b.data(), g);  // F64: always im2col
     kernels::cpu::conv2d_bwd_data(dx_ref.data(), dy.data(), w.data(), g);
+    kernels::cpu::conv2d_bwd_weight(dw_ref.data(), dy.data(), x.data(), g);
 
-    std::vector<double> y(size_t(y_size), nan), dx(size_t(x_size), nan);
+    std::vector<double> y(size_t(y_size), nan), dx(size_t(x_size), nan), dw(w_size, nan);
     kernels::cpu::conv2d_fwd_winograd(y.data(), x.data(), w.data(), b.data(), g);
     kernels::cpu::conv2d_bwd_data_winograd(dx.data(), dy.data(), w.data(), g);
+    kernels::cpu::conv2d_bwd_weight_winograd(dw.data(), dy.data(), x.data(), g);
     CHECK(max_diff(y, y_ref) <= 1e-12 * (1 + max_abs(y_ref)));
     CHECK(max_diff(dx, dx_ref) <= 1e-12 * (1 + max_abs(dx_ref)));
+    CHECK(max_diff(dw, dw_ref) <= 1e-12 * (1 + max_abs(dw_ref)));
 
     // F32, the kernels conv2d_fwd and conv2d_bwd_data route here when winograd_applies().
     auto to_f32 = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
     const std::vector<float> xf = to_f32(x), wf = to_f32(w), bf = to_f32(b), dyf = to_f32(dy);
-    std::vector<float> yf(static_cast<size_t>(y_size), float(nan)), dxf(static_cast<size_t>(x_size), float(nan));
+    std::vector<float> yf(static_cast<size_t>(y_size), float(nan)), dxf(static_cast<size_t>(x_size), float(nan)),
+        dwf(w_size, float(nan));
     kernels::cpu::conv2d_fwd_winograd(yf.data(), xf.data(), wf.data(), bf.data(), g);
     kernels::cpu::conv2d_bwd_data_winograd(dxf.data(), dyf.data(), wf.data(), g);
+    kernels::cpu::conv2d_bwd_weight_winograd(dwf.data(), dyf.data(), xf.data(), g);
     // Sums of C_in * 9 unit-variance products: F32 rounding of the partial sums, a few ulps of the largest.
     CHECK(max_diff(yf, y_ref) <= 2e-6 * (1 + max_abs(y_ref)) * std::sqrt(double(g.C_in * 9)));
     CHECK(max_diff(dxf, dx_ref) <= 2e-6 * (1 + max_abs(dx_ref)) * std::sqrt(double(g.C_out * 9)));
+    // dw sums over every output position of every image.
+    CHECK(max_diff(dwf, dw_ref) <= 2e-6 * (1 + max_abs(dw_ref)) * std::sqrt(double(g.N * g.hw_out())));
   }
 }
 

@@ -267,6 +267,8 @@ void conv2d_bwd_data(T* dx, const T* dy, const T* w, const ConvGeometry& g) {
 
 template <class T>
 void conv2d_bwd_weight(T* dw, const T* dy, const T* x, const ConvGeometry& g) {
+  if constexpr (std::is_same_v<T, float>)
+    if (winograd_applies(g)) return conv2d_bwd_weight_winograd(dw, dy, x, g);
   const int64_t K = g.cin_g() * g.kk(), HWo = g.hw_out(), Mg = g.cout_g();
   if (g.N == 0) {
     std::fill(dw, dw + g.C_out * K, T(0));
