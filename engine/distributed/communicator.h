@@ -42,7 +42,15 @@ class Communicator {
   virtual std::vector<std::vector<uint8_t>> all_gather_bytes(const std::vector<uint8_t>& mine) = 0;
   // Returns once every rank has called it.
   virtual void barrier() = 0;
-  // Waits for the collectives queued so far (CUDA; a no-op where they complete on return).
+  // Starts summing one contiguous tensor over the ranks, in place; it holds the sum after synchronize(), and
+  // must stay alive and unwritten until then. Collectives started and called meanwhile still pair up by
+  // order across ranks. This default finishes the sum before returning (all_reduce_sum); MPI overlaps it
+  // with what the caller does next (MPI_Iallreduce), NCCL queues it on its stream either way.
+  virtual void start_all_reduce_sum(const Tensor& t) { all_reduce_sum({t}); }
+  // Lets started collectives advance while the caller computes (MPI moves a non-blocking collective on only
+  // inside MPI calls); a no-op where they advance by themselves.
+  virtual void progress() {}
+  // Waits for the collectives started or queued so far (a no-op where they complete on return).
   virtual void synchronize() {}
 
   bool is_root() const { return rank() == 0; }

@@ -78,11 +78,12 @@ void GradientReducer::on_gradient(size_t index, const Tensor& grad) {
   ready_[index] = true;
   ++ready_count_[b];
   start_ready_buckets();
+  comm_.progress();
 }
 
 void GradientReducer::start_ready_buckets() {
   while (next_bucket_ < buckets_.size() && ready_count_[next_bucket_] == buckets_[next_bucket_].params.size()) {
-    comm_.all_reduce_sum({flat_[next_bucket_]});
+    comm_.start_all_reduce_sum(flat_[next_bucket_]);
     ++next_bucket_;
   }
 }
@@ -96,7 +97,7 @@ void GradientReducer::finish() {
     for (size_t slot = 0; slot < bucket.params.size(); ++slot)
       if (!ready_[bucket.params[slot]])  // no gradient this step: contributes zeros, receives nothing
         flat_[next_bucket_].narrow(0, bucket.offsets[slot], params_[bucket.params[slot]].numel()).fill_(0.0);
-    comm_.all_reduce_sum({flat_[next_bucket_]});
+    comm_.start_all_reduce_sum(flat_[next_bucket_]);
   }
   comm_.synchronize();
   const double scale = 1.0 / double(comm_.world_size());

@@ -5,9 +5,11 @@
 // Parameters are taken in reverse registration order (the order a backward tends to finish them: the last
 // layers first) and cut into buckets of at most `cap_bytes` (one parameter larger than that is a bucket of its
 // own; a change of dtype or device starts a new one). A hook on every parameter's gradient accumulator copies
-// the gradient into its bucket's flat buffer; when a bucket is complete it is all-reduced at once, provided
-// every earlier bucket was, so the collectives run in bucket order on every rank whatever order the hooks
-// fire in. finish() reduces the rest, waits, and writes the average over the ranks into every .grad.
+// the gradient into its bucket's flat buffer; when a bucket is complete its all-reduce starts at once
+// (Communicator::start_all_reduce_sum: MPI_Iallreduce on CPU ranks, NCCL's stream on GPUs), provided every
+// earlier bucket's did, so the collectives run in bucket order on every rank whatever order the hooks fire
+// in, while the backward goes on; every hook also lets the started ones progress. finish() starts the rest,
+// waits, and writes the average over the ranks into every .grad.
 //
 // Parameters that receive no gradient in a step (an op no architecture draw selected) stay without one; the
 // set must be the same on every rank, which it is when the graph depends only on what all ranks share (the

@@ -110,6 +110,8 @@ class MpiCommunicator final : public Communicator {
   }
 
   ~MpiCommunicator() override {
+    // Requests still open (an exception left a backward half done) are abandoned: MPI_Abort or the
+    // process exit that follows ends them, and waiting here could hang on a dead rank.
     watchdog_.reset();
     if (owns_mpi_) MPI_Finalize();
   }
@@ -126,6 +128,37 @@ class MpiCommunicator final : public Communicator {
                 "MPI_Allreduce", rank_);
     }
     packed.unpack();
+  }
+
+  // The gradient buckets: MPI_Iallreduce on the tensor's own memory (a CPU tensor; a CUDA one, staged
+  // through the host, takes the blocking path), so the backward goes on while the sum travels.
+  void start_all_reduce_sum(const Tensor& t) override {
+    if (!t.device().is_cpu() || !t.is_contiguous()) return all_reduce_sum({t});
+    STGS_CHECK(t.numel() <= INT_MAX, "MPI collective of ", t.numel(), " elements (at most ", INT_MAX, " per call)");
+    MPI_Request request = MPI_REQUEST_NULL;
+    check_mpi(MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), int(t.numel()), mpi_type(t.dtype()), MPI_SUM,
+                             MPI_COMM_WORLD, &request),
+              "MPI_Iallreduce", rank_);
+    pending_.push_back(request);
+    pending_tensors_.push_back(t);
+  }
+
+  void progress() override {
+    if (pending_.empty()) return;
+    int all_done = 0;
+    check_mpi(MPI_Testall(int(pending_.size()), pending_.data(), &all_done, MPI_STATUSES_IGNORE), "MPI_Testall",
+              rank_);
+  }
+
+  void synchronize() override {
+    if (pending_.empty()) return;
+    {
+      // Named like the blocking call: a rank that died or hangs shows up here as at any all-reduce.
+      const CollectiveWatchdog::Guard guard(*watchdog_, "MPI_Allreduce");
+      check_mpi(MPI_Waitall(int(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall", rank_);
+    }
+    pending_.clear();
+    pending_tensors_.clear();
   }
 
   void broadcast(const std::vector<Tensor>& tensors, int root) override {
@@ -168,6 +201,8 @@ class MpiCommunicator final : public Communicator {
  private:
   int rank_ = 0, world_ = 1;
   bool owns_mpi_ = false;
+  std::vector<MPI_Request> pending_;     // started by start_all_reduce_sum, not yet waited for
+  std::vector<Tensor> pending_tensors_;  // their buffers, kept alive until synchronize()
   std::unique_ptr<CollectiveWatchdog> watchdog_;
 };
 
