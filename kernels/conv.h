@@ -49,9 +49,13 @@ using DnnHandle = cudnnContext*;  // cudnnHandle_t, declared without the cuDNN h
 // How cuDNN may compute a convolution. allow_tf32: F32 convolutions may use TF32 tensor cores (off: FMA
 // kernels only, so CPU parity is exact to F32 rounding). deterministic: only algorithms whose results are
 // bitwise reproducible run to run (no atomics in the reductions), possibly slower.
+// benchmark: choose each geometry's algorithm by timing the candidates once on the GPU (cudnnFind*Ex,
+// PyTorch's cudnn.benchmark) instead of by cuDNN's heuristics; faster kernels for some shapes, but the pick
+// may differ run to run (see kernels/cuda/conv.cu).
 struct ConvMath {
   bool allow_tf32 = false;
   bool deterministic = false;
+  bool benchmark = false;
 };
 
 }  // namespace stgs::kernels

@@ -121,10 +121,11 @@ void conv_parity(const ConvCase& c, uint64_t seed) {
 
 // Restores the cuDNN switches on scope exit.
 struct MathGuard {
-  bool tf32 = cuda_rt::allow_tf32(), det = cuda_rt::deterministic();
+  bool tf32 = cuda_rt::allow_tf32(), det = cuda_rt::deterministic(), bench = cuda_rt::conv_benchmark();
   ~MathGuard() {
     cuda_rt::set_allow_tf32(tf32);
     cuda_rt::set_deterministic(det);
+    cuda_rt::set_conv_benchmark(bench);
   }
 };
 
@@ -219,6 +220,22 @@ TEST_CASE("cuda conv: every ResNet-34 layer shape (batch 2, 224x224) and the aud
       {"audio stem 7x7 s2 p2 1->64 @300x257", {2, 1, 300, 257}, {64, 1, 7, 7}, false, {2, 2}, {2, 2}},
   };
   uint64_t seed = 2000;
+  for (const ConvCase& c : cases) conv_parity(c, seed += 10);
+}
+
+TEST_CASE("cuda conv: timed algorithm choice (cudnn benchmark mode) keeps CPU parity", "[cuda]") {
+  // cudnnFind*Ex runs every candidate on the call's buffers; the pick must still be an FP32 (FMA) one and
+  // the results the CPU's. Geometries not seen before in this process (batch 3), so the timing runs here.
+  const MathGuard guard;
+  cuda_rt::set_allow_tf32(false);
+  cuda_rt::set_conv_benchmark(true);
+  const std::vector<ConvCase> cases = {
+      {"find: layer1 3x3 64->64 @56", {3, 64, 56, 56}, {64, 64, 3, 3}, false, {1, 1}, {1, 1}},
+      {"find: audio layer4 3x3 512->512 @10x8", {3, 512, 10, 8}, {512, 512, 3, 3}, false, {1, 1}, {1, 1}},
+      {"find: groups 3 stride 2 bias", {3, 6, 10, 7}, {9, 2, 3, 3}, true, {2, 2}, {1, 1}, {1, 1}, 3},
+      {"find: F64 3x3 pad 1 bias", {3, 5, 9, 8}, {7, 5, 3, 3}, true, {1, 1}, {1, 1}, {1, 1}, 1, DType::F64},
+  };
+  uint64_t seed = 2500;
   for (const ConvCase& c : cases) conv_parity(c, seed += 10);
 }
 

@@ -115,6 +115,7 @@ class CudaPoolAllocator final : public Allocator {
 
 std::atomic<int> g_allow_tf32{-1};     // -1: not yet read from the environment
 std::atomic<int> g_deterministic{-1};  // likewise
+std::atomic<int> g_conv_benchmark{-1};  // likewise
 
 // The value of a 0/1 switch: the one set in code, else 1 when the environment variable starts with '1'.
 bool env_switch(std::atomic<int>& value, const char* variable) {
@@ -198,5 +199,7 @@ bool allow_tf32() { return env_switch(g_allow_tf32, "STGS_ALLOW_TF32"); }
 void set_allow_tf32(bool on) { g_allow_tf32 = on ? 1 : 0; }
 bool deterministic() { return env_switch(g_deterministic, "STGS_DETERMINISTIC"); }
 void set_deterministic(bool on) { g_deterministic = on ? 1 : 0; }
+bool conv_benchmark() { return env_switch(g_conv_benchmark, "STGS_CUDNN_BENCHMARK"); }
+void set_conv_benchmark(bool on) { g_conv_benchmark = on ? 1 : 0; }
 
 }  // namespace stgs::cuda_rt

@@ -2,7 +2,7 @@
 // and in runtime_none.cpp (device_count() == 0, everything else throws) when it does not, so the rest of
 // the engine compiles the same either way.
 // defines: cuda_rt::built, device_count, allocator, copy, synchronize, stream, blas, cudnn, allow_tf32,
-//          deterministic, conv_math
+//          deterministic, conv_benchmark, conv_math
 #pragma once
 
 #include <cstddef>
@@ -38,7 +38,15 @@ void set_allow_tf32(bool on);
 bool deterministic();
 void set_deterministic(bool on);
 
-// The two switches above as the cuDNN kernels take them.
-inline kernels::ConvMath conv_math() { return {allow_tf32(), deterministic()}; }
+// Timed algorithm choice for convolutions (PyTorch's cudnn.benchmark): each new geometry's cuDNN
+// algorithm is picked by running the candidates once (cudnnFind*AlgorithmEx) rather than from cuDNN's
+// heuristics. Off by default (the heuristics pick the same algorithm in every run, which keeps a resumed
+// run bit-identical); on with set_conv_benchmark(true) or STGS_CUDNN_BENCHMARK=1. Applies to geometries
+// first seen after the switch.
+bool conv_benchmark();
+void set_conv_benchmark(bool on);
+
+// The switches above as the cuDNN kernels take them.
+inline kernels::ConvMath conv_math() { return {allow_tf32(), deterministic(), conv_benchmark()}; }
 
 }  // namespace stgs::cuda_rt

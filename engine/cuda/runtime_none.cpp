@@ -21,5 +21,7 @@ bool allow_tf32() { return false; }
 void set_allow_tf32(bool) {}
 bool deterministic() { return false; }
 void set_deterministic(bool) {}
+bool conv_benchmark() { return false; }
+void set_conv_benchmark(bool) {}
 
 }  // namespace stgs::cuda_rt

@@ -2,14 +2,17 @@
 // cuDNN 9 in libcudnn_cnn) and an own kernel for the bias and its gradient.
 // defines: cuda::conv2d_fwd, cuda::conv2d_bwd_data, cuda::conv2d_bwd_weight, cuda::conv2d_bwd_bias
 //
-// Algorithm choice: cuDNN's heuristics (cudnnGet*Algorithm_v7), not cudnnFind*AlgorithmEx. Find times
+// Algorithm choice: by default cuDNN's heuristics (cudnnGet*Algorithm_v7), not cudnnFind*AlgorithmEx. Find times
 // every algorithm on the GPU: it synchronises, needs the largest workspace at once, and its pick follows
 // timing noise, so two runs of one program can pick different algorithms that round differently, which
 // breaks resume-after-kill reproducibility. The heuristics answer from the geometry alone, on the host,
 // the same way in every run. Candidates come ranked fastest first; the first one that is supported, uses
 // an allowed math mode, is deterministic when that is asked for, and whose workspace can be allocated is
 // kept. The choice and its descriptors are cached per (device, direction, dtype, geometry, math), so a
-// repeated shape costs no descriptor set-up and no query.
+// repeated shape costs no descriptor set-up and no query. With ConvMath::benchmark (cuda_rt::conv_benchmark,
+// PyTorch's cudnn.benchmark) the candidates are ranked by cudnnFind*AlgorithmEx instead, once per geometry,
+// on the call's own buffers, with the workspace the heuristics' candidates ask for (halved until the pool
+// has it); the same filters then apply, and a failed timing run falls back to the heuristics' order.
 //
 // Math mode: F32 convolutions run with CUDNN_FMA_MATH (plain FP32 FMA kernels) unless TF32 is allowed,
 // then CUDNN_TENSOR_OP_MATH. CUDNN_DEFAULT_MATH is not used for F32 because it lets cuDNN pick TF32
@@ -25,6 +28,7 @@
 // conv at 56x56x64, batch 64, is 2 * 64 * 64 * 3136 * 576 = 14.8 GFLOP, ~0.3 ms at 50 TFLOP/s (FP32).
 #include <cudnn.h>
 
+#include <algorithm>
 #include <array>
 #include <climits>
 #include <map>
@@ -71,12 +75,13 @@ struct Plan {
 };
 
 // device, direction, dtype, math switches, then every field of the geometry.
-using Key = std::array<int64_t, 21>;
+using Key = std::array<int64_t, 22>;
 
 Key key_of(int device, Direction d, cudnnDataType_t type, ConvMath m, const ConvGeometry& g) {
-  return {device,    int64_t(d), int64_t(type), m.allow_tf32, m.deterministic, g.N,     g.C_in,
-          g.H,       g.W,        g.C_out,       g.kH,         g.kW,            g.stride_h, g.stride_w,
-          g.pad_h,   g.pad_w,    g.dil_h,       g.dil_w,      g.groups,        g.H_out,  g.W_out};
+  return {device,  int64_t(d), int64_t(type), m.allow_tf32, m.deterministic, m.benchmark, g.N,
+          g.C_in,  g.H,        g.W,           g.C_out,      g.kH,            g.kW,        g.stride_h,
+          g.stride_w, g.pad_h, g.pad_w,       g.dil_h,      g.dil_w,         g.groups,    g.H_out,
+          g.W_out};
 }
 
 int as_int(int64_t v, const ConvGeometry& g) {
@@ -209,9 +214,63 @@ class Workspace {
   cudaStream_t s_;
 };
 
+// The buffers of one call, for the timed choice: cudnnFind*Ex runs the candidates on them (and writes the
+// output, which the call then overwrites). a, b are the direction's inputs in cuDNN's argument order
+// (Fwd: x, w; BwdData: w, dy; BwdFilter: x, dy), out its output (y, dx, dw).
+struct Buffers {
+  const void* a;
+  const void* b;
+  void* out;
+};
+
+// The candidates ranked by their measured time (cudnnFind*AlgorithmEx on `buf`), with a workspace as large
+// as the heuristics' candidates want, halved until the pool can give it.
+std::vector<Candidate> timed(cudnnHandle_t h, Direction d, Plan& p, const std::vector<Candidate>& ranked,
+                             const Buffers& buf, cudaStream_t s) {
+  size_t want = 0;
+  for (const Candidate& c : ranked) {
+    size_t bytes = 0;
+    if (c.status == CUDNN_STATUS_SUCCESS && workspace_size(h, d, p, c.algo, &bytes)) want = std::max(want, bytes);
+  }
+  std::unique_ptr<Workspace> ws;
+  for (size_t bytes = want;; bytes /= 2) {
+    ws = std::make_unique<Workspace>(bytes, s);
+    if (bytes == 0 || ws->get() != nullptr) {
+      want = bytes;
+      break;
+    }
+  }
+  int max_count = int(ranked.size()) + 1, count = 0;
+  std::vector<Candidate> out;
+  switch (d) {
+    case Direction::Fwd: {
+      std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<size_t>(max_count));
+      CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, p.x, buf.a, p.w, buf.b, p.conv, p.y, buf.out, max_count,
+                                                         &count, perf.data(), ws->get(), want));
+      for (int i = 0; i < count; ++i) out.push_back(candidate_of(perf[size_t(i)]));
+      break;
+    }
+    case Direction::BwdData: {
+      std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(static_cast<size_t>(max_count));
+      CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, p.w, buf.a, p.y, buf.b, p.conv, p.x, buf.out,
+                                                              max_count, &count, perf.data(), ws->get(), want));
+      for (int i = 0; i < count; ++i) out.push_back(candidate_of(perf[size_t(i)]));
+      break;
+    }
+    case Direction::BwdFilter: {
+      std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(static_cast<size_t>(max_count));
+      CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, p.x, buf.a, p.y, buf.b, p.conv, p.w, buf.out,
+                                                                max_count, &count, perf.data(), ws->get(), want));
+      for (int i = 0; i < count; ++i) out.push_back(candidate_of(perf[size_t(i)]));
+      break;
+    }
+  }
+  return out;
+}
+
 // The cached plan of a problem, chosen on first use (see the file comment).
 const Plan& plan_for(cudnnHandle_t h, Direction d, cudnnDataType_t type, ConvMath m, const ConvGeometry& g,
-                     cudaStream_t s) {
+                     cudaStream_t s, const Buffers& buf) {
   int device = 0;
   CUDA_CHECK(cudaGetDevice(&device));
   const Key key = key_of(device, d, type, m, g);
@@ -224,7 +283,16 @@ const Plan& plan_for(cudnnHandle_t h, Direction d, cudnnDataType_t type, ConvMat
   const cudnnMathType_t math = requested_math(type, m);
   describe(*plan, g, type, math);
   const bool fma_only = type == CUDNN_DATA_FLOAT && !m.allow_tf32;
-  const std::vector<Candidate> candidates = heuristics(h, d, *plan);
+  std::vector<Candidate> candidates = heuristics(h, d, *plan);
+  if (m.benchmark) {
+    // The timed ranking replaces the heuristics' order when it runs; a failure keeps the heuristics.
+    try {
+      std::vector<Candidate> ranked = timed(h, d, *plan, candidates, buf, s);
+      if (!ranked.empty()) candidates = std::move(ranked);
+    } catch (const Error&) {
+    }
+    CUDNN_CHECK(cudnnSetConvolutionMathType(plan->conv, math));
+  }
   std::string rejected;
   for (const Candidate& c : candidates) {
     if (c.status != CUDNN_STATUS_SUCCESS) continue;
@@ -294,7 +362,7 @@ void conv2d_fwd(T* y, const T* x, const T* w, const T* bias, const ConvGeometry&
   if (g.N * g.C_out * g.hw_out() == 0) return;
   const Direction d = Direction::Fwd;
   CUDNN_CHECK(cudnnSetStream(handle, stream));
-  const Plan& p = plan_for(handle, d, data_type<T>(), math, g, stream);
+  const Plan& p = plan_for(handle, d, data_type<T>(), math, g, stream, {x, w, y});
   const Workspace ws(p.workspace, stream);
   const T one = 1, zero = 0;
   CUDNN_CHECK(cudnnConvolutionForward(handle, &one, p.x, x, p.w, w, p.conv, cudnnConvolutionFwdAlgo_t(p.algo),
@@ -317,7 +385,7 @@ void conv2d_bwd_data(T* dx, const T* dy, const T* w, const ConvGeometry& g, Conv
   }
   const Direction d = Direction::BwdData;
   CUDNN_CHECK(cudnnSetStream(handle, stream));
-  const Plan& p = plan_for(handle, d, data_type<T>(), math, g, stream);
+  const Plan& p = plan_for(handle, d, data_type<T>(), math, g, stream, {w, dy, dx});
   const Workspace ws(p.workspace, stream);
   const T one = 1, zero = 0;
   CUDNN_CHECK(cudnnConvolutionBackwardData(handle, &one, p.w, w, p.y, dy, p.conv,
@@ -336,7 +404,7 @@ void conv2d_bwd_weight(T* dw, const T* dy, const T* x, const ConvGeometry& g, Co
   }
   const Direction d = Direction::BwdFilter;
   CUDNN_CHECK(cudnnSetStream(handle, stream));
-  const Plan& p = plan_for(handle, d, data_type<T>(), math, g, stream);
+  const Plan& p = plan_for(handle, d, data_type<T>(), math, g, stream, {x, dy, dw});
   const Workspace ws(p.workspace, stream);
   const T one = 1, zero = 0;
   CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle, &one, p.x, x, p.y, dy, p.conv,
