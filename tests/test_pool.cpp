@@ -155,6 +155,49 @@ TEST_CASE("pool: window pools match naive loops", "[pool]") {
   }
 }
 
+TEST_CASE("pool: max pool gradients go to the first maximum in row-major order (ties, NaN, -inf)", "[pool]") {
+  // Values from {0, 1, 2} (ties in most windows), a few NaN and -inf, every window case: the gradient of
+  // sum(y * r) must land where a row-major scan of each window finds its first maximum or first NaN.
+  const Shape shape{2, 3, 7, 9};
+  const Planes d{6, 7, 9};
+  std::mt19937_64 rng(17);
+  std::vector<double> xv(size_t(shape.numel()));
+  for (double& v : xv) v = double(rng() % 3);
+  for (size_t k : {4, 40, 41, 100, 250, 251, 300}) xv[k] = std::numeric_limits<double>::quiet_NaN();
+  for (size_t k : {7, 60, 61, 62, 200}) xv[k] = -std::numeric_limits<double>::infinity();
+  for (DType dt : {DType::F64, DType::F32}) {
+    for (const WindowCase& c : kWindowCases) {
+      INFO(case_name("max_pool2d", c) << " " << dtype_name(dt));
+      const int64_t Ho = (d.H + 2 * c.padding[0] - c.kernel[0]) / c.stride[0] + 1;
+      const int64_t Wo = (d.W + 2 * c.padding[1] - c.kernel[1]) / c.stride[1] + 1;
+      const std::vector<double> r = normal64(Shape{2, 3, Ho, Wo}, 18).to_vector<double>();
+      std::vector<double> want(xv.size(), 0.0);
+      for (int64_t q = 0; q < d.planes; ++q)
+        for (int64_t oh = 0; oh < Ho; ++oh)
+          for (int64_t ow = 0; ow < Wo; ++ow) {
+            double best = -std::numeric_limits<double>::infinity();
+            int64_t arg = -1;
+            for (int64_t i = 0; i < c.kernel[0]; ++i)
+              for (int64_t j = 0; j < c.kernel[1]; ++j) {
+                const int64_t h = oh * c.stride[0] - c.padding[0] + i, w = ow * c.stride[1] - c.padding[1] + j;
+                if (h < 0 || h >= d.H || w < 0 || w >= d.W) continue;
+                const int64_t at = q * d.H * d.W + h * d.W + w;
+                const double v = xv[size_t(at)];
+                if (arg < 0) arg = at;  // an all -inf window: its first element
+                if (!std::isnan(best) && (v > best || std::isnan(v))) {
+                  best = v;
+                  arg = at;
+                }
+              }
+            want[size_t(arg)] += r[size_t((q * Ho + oh) * Wo + ow)];
+          }
+      Tensor x = from_vector(xv, shape).to(dt).set_requires_grad(true);
+      sum(max_pool2d(x, c.kernel, c.stride, c.padding) * from_vector(r, Shape{2, 3, Ho, Wo}).to(dt)).backward();
+      check_values(x.grad(), want, dt == DType::F64 ? 0 : 1e-6);
+    }
+  }
+}
+
 TEST_CASE("pool: ResNet stem pool shape and a large parallel input", "[pool]") {
   CHECK(max_pool2d(zeros({2, 3, 7, 9}), {3, 3}, {2, 2}, {1, 1}).shape() == Shape{2, 3, 4, 5});
   CHECK(max_pool2d(zeros({1, 64, 112, 112}), {3, 3}, {2, 2}, {1, 1}).shape() == Shape{1, 64, 56, 56});
