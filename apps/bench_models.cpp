@@ -114,6 +114,7 @@ int run_model_benchmarks(Device device, int batch, int reps, double target_ratio
     bool target;  // held to target_ratio (else printed with its ratio only)
   };
   std::vector<Result> results;
+  int failed = 0;
   // On a GPU each row runs twice: with the convolution algorithms cuDNN's heuristics pick (the default),
   // then timed once per shape (`find`, cudnnFind*: what PyTorch's cudnn.benchmark does, so those rows
   // carry the target).
@@ -122,7 +123,7 @@ int run_model_benchmarks(Device device, int batch, int reps, double target_ratio
   const bool benchmark_was = cuda_rt::conv_benchmark();
   for (const bool find : modes) {
     if (device.is_cuda()) cuda_rt::set_conv_benchmark(find);
-    for (const Preset& p : presets) {
+    for (const Preset& p : presets) try {
       Generator gen(1);
       ResNet34 net(p.config, &gen);
       net.to(device);
@@ -149,12 +150,18 @@ int run_model_benchmarks(Device device, int batch, int reps, double target_ratio
                          batch * p.gflop / infer_s, target});
       results.push_back({std::string(p.name) + "/train", std::string(p.name) + " train " + shape, batch / train_s,
                          3 * batch * p.gflop / train_s, target});
+    } catch (const Error& e) {  // one failed row (say, out of memory) must not cost the others
+      std::printf("%s %s: FAILED: %s\n", p.name, find ? "find" : "heuristics", e.what());
+      ++failed;
     }
   }
-  if (device.is_cuda()) cuda_rt::set_conv_benchmark(benchmark_was);
+  if (device.is_cuda()) {
+    cuda_rt::set_conv_benchmark(benchmark_was);
+    cuda_rt::allocator(device.index).empty_cache();  // the pool's blocks back before PyTorch runs on the GPU
+  }
 
   const std::map<std::string, double> torch = pytorch_rates(device, batch, reps);
-  int below = 0;
+  int below = failed;
   for (const Result& r : results) {
     auto it = torch.find(r.key);
     if (it == torch.end()) {

@@ -223,7 +223,7 @@ TEST_CASE("cuda conv: every ResNet-34 layer shape (batch 2, 224x224) and the aud
   for (const ConvCase& c : cases) conv_parity(c, seed += 10);
 }
 
-TEST_CASE("cuda conv: timed algorithm choice (cudnn benchmark mode) keeps CPU parity", "[cuda]") {
+TEST_CASE("cuda conv: timed algorithm choice (cudnn benchmark mode) keeps CPU parity", "[cuda][find]") {
   // cudnnFind*Ex runs every candidate on the call's buffers; the pick must still be an FP32 (FMA) one and
   // the results the CPU's. Geometries not seen before in this process (batch 3), so the timing runs here.
   const MathGuard guard;

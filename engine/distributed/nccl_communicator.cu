@@ -104,8 +104,16 @@ class NcclCommunicator final : public Communicator {
     stop_cv_.notify_all();
     watcher_.join();
     cudaSetDevice(device_);
-    cudaStreamSynchronize(stream_);  // destructor path: errors are not reported
-    ncclCommDestroy(comm_);
+    // Destructor path: errors are not reported. After an asynchronous error NCCL's kernels may spin forever,
+    // so the communicator is aborted rather than drained.
+    ncclResult_t async = ncclSuccess;
+    ncclCommGetAsyncError(comm_, &async);
+    if (async != ncclSuccess) {
+      ncclCommAbort(comm_);
+    } else {
+      cudaStreamSynchronize(stream_);
+      ncclCommDestroy(comm_);
+    }
     cudaEventDestroy(ready_);
     cudaEventDestroy(done_);
     cudaStreamDestroy(stream_);
@@ -121,6 +129,19 @@ class NcclCommunicator final : public Communicator {
       NCCL_CHECK(ncclAllReduce(t.raw_data(), t.raw_data(), size_t(t.numel()), nccl_type(t.dtype()), ncclSum, comm_,
                                stream_));
     });
+  }
+
+  // A gradient bucket: ordered after the compute stream's work so far, but the compute stream does not wait
+  // for it, so the rest of the backward runs while it travels; synchronize() (the host) waits before the
+  // reducer reads the sums.
+  void start_all_reduce_sum(const Tensor& t) override {
+    enqueue(
+        {t},
+        [this](const Tensor& x) {
+          NCCL_CHECK(ncclAllReduce(x.raw_data(), x.raw_data(), size_t(x.numel()), nccl_type(x.dtype()), ncclSum, comm_,
+                                   stream_));
+        },
+        /*compute_waits=*/false);
   }
 
   void broadcast(const std::vector<Tensor>& tensors, int root) override {
@@ -169,10 +190,10 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
-  // Orders `call` (one NCCL call per tensor, grouped) after the compute stream's work, and that stream's later
-  // work after it.
+  // Orders `call` (one NCCL call per tensor, grouped) after the compute stream's work, and (compute_waits)
+  // that stream's later work after it.
   template <class Call>
-  void enqueue(const std::vector<Tensor>& tensors, const Call& call) {
+  void enqueue(const std::vector<Tensor>& tensors, const Call& call, bool compute_waits = true) {
     check_async_error();
     for (const Tensor& t : tensors)
       STGS_CHECK(t.device() == device() && t.is_contiguous(), "NCCL collective on rank ", rank_, ": tensor ", t.str(),
@@ -184,7 +205,7 @@ class NcclCommunicator final : public Communicator {
     for (const Tensor& t : tensors) call(t);
     NCCL_CHECK(ncclGroupEnd());
     CUDA_CHECK(cudaEventRecord(done_, stream_));
-    CUDA_CHECK(cudaStreamWaitEvent(compute, done_, 0));
+    if (compute_waits) CUDA_CHECK(cudaStreamWaitEvent(compute, done_, 0));
     pending_since_.store(now_seconds());
   }
 
@@ -196,13 +217,15 @@ class NcclCommunicator final : public Communicator {
 
   // Ends the process on an asynchronous NCCL error or a collective older than the timeout.
   void watch() {
+    cudaSetDevice(device_);  // this thread's CUDA calls (cudaEventQuery) go to this rank's GPU, not cuda:0
     std::unique_lock<std::mutex> lock(mutex_);
     while (!stop_cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stop_; })) {
       ncclResult_t async = ncclSuccess;
       ncclCommGetAsyncError(comm_, &async);
-      const double since = pending_since_.load();
+      double since = pending_since_.load();
       const bool pending = since > 0 && cudaEventQuery(done_) == cudaErrorNotReady;
-      if (!pending && since > 0) pending_since_.store(0);
+      // Cleared only if no newer collective was queued meanwhile (its start time stays).
+      if (!pending && since > 0) pending_since_.compare_exchange_strong(since, 0.0);
       const double waited = pending ? now_seconds() - since : 0;
       if (async == ncclSuccess && waited < timeout_) continue;
       if (async != ncclSuccess)

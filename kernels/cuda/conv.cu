@@ -31,6 +31,7 @@
 #include <algorithm>
 #include <array>
 #include <climits>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -240,7 +241,12 @@ std::vector<Candidate> timed(cudnnHandle_t h, Direction d, Plan& p, const std::v
       break;
     }
   }
-  int max_count = int(ranked.size()) + 1, count = 0;
+  int max_count = 0, count = 0;
+  switch (d) {
+    case Direction::Fwd: CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count)); break;
+    case Direction::BwdData: CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count)); break;
+    case Direction::BwdFilter: CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count)); break;
+  }
   std::vector<Candidate> out;
   switch (d) {
     case Direction::Fwd: {
@@ -265,6 +271,13 @@ std::vector<Candidate> timed(cudnnHandle_t h, Direction d, Plan& p, const std::v
       break;
     }
   }
+  // The heuristics' candidates Find did not time (it skips those whose workspace did not fit) go last, so
+  // the filters below still have them to fall back on.
+  for (const Candidate& c : ranked) {
+    bool listed = false;
+    for (const Candidate& o : out) listed = listed || o.algo == c.algo;
+    if (!listed) out.push_back(c);
+  }
   return out;
 }
 
@@ -287,9 +300,13 @@ const Plan& plan_for(cudnnHandle_t h, Direction d, cudnnDataType_t type, ConvMat
   if (m.benchmark) {
     // The timed ranking replaces the heuristics' order when it runs; a failure keeps the heuristics.
     try {
-      std::vector<Candidate> ranked = timed(h, d, *plan, candidates, buf, s);
-      if (!ranked.empty()) candidates = std::move(ranked);
-    } catch (const Error&) {
+      candidates = timed(h, d, *plan, candidates, buf, s);
+    } catch (const Error& e) {
+      static std::once_flag said;  // once per process: a bench row that fell back should be noticeable
+      std::call_once(said, [&] {
+        std::fprintf(stderr, "stgs: %s: timing cuDNN's algorithms failed, using its heuristics' order (%s)\n",
+                     direction_name(d), e.what());
+      });
     }
     CUDNN_CHECK(cudnnSetConvolutionMathType(plan->conv, math));
   }
