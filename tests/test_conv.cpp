@@ -371,7 +371,7 @@ double max_abs(const std::vector<double>& v) {
 
 }  // namespace
 
-TEST_CASE("conv2d kernels: Winograd F(2x2, 3x3) equals im2col, all three passes (F64 exactly, F32 to rounding)", "[conv]") {
+TEST_CASE("conv2d kernels: Winograd F(2x2, 3x3) and F(4x4, 3x3) equal im2col, all three passes (F64 exactly, F32 to rounding)", "[conv]") {
   // Odd and even sizes (tiles hanging over the bottom and right edges), padding 0, 1, 2 and mixed (the
   // backward pads by 2 - p), a 1x1 and a 2x3 image, a batch of one, and a case big enough to run in several
   // chunks. References: the im2col kernels in F64; outputs poisoned with NaN first.
@@ -403,43 +403,58 @@ TEST_CASE("conv2d kernels: Winograd F(2x2, 3x3) equals im2col, all three passes 
     kernels::cpu::conv2d_bwd_data(dx_ref.data(), dy.data(), w.data(), g);
     kernels::cpu::conv2d_bwd_weight(dw_ref.data(), dy.data(), x.data(), g);
 
-    std::vector<double> y(size_t(y_size), nan), dx(size_t(x_size), nan), dw(w_size, nan);
-    kernels::cpu::conv2d_fwd_winograd(y.data(), x.data(), w.data(), b.data(), g);
-    kernels::cpu::conv2d_bwd_data_winograd(dx.data(), dy.data(), w.data(), g);
-    kernels::cpu::conv2d_bwd_weight_winograd(dw.data(), dy.data(), x.data(), g);
-    CHECK(max_diff(y, y_ref) <= 1e-12 * (1 + max_abs(y_ref)));
-    CHECK(max_diff(dx, dx_ref) <= 1e-12 * (1 + max_abs(dx_ref)));
-    CHECK(max_diff(dw, dw_ref) <= 1e-12 * (1 + max_abs(dw_ref)));
+    for (int m : {2, 4}) {
+      INFO("tiles of " << m);
+      std::vector<double> y(size_t(y_size), nan), dx(size_t(x_size), nan), dw(w_size, nan);
+      kernels::cpu::conv2d_fwd_winograd(y.data(), x.data(), w.data(), b.data(), g, m);
+      kernels::cpu::conv2d_bwd_data_winograd(dx.data(), dy.data(), w.data(), g, m);
+      kernels::cpu::conv2d_bwd_weight_winograd(dw.data(), dy.data(), x.data(), g, m);
+      CHECK(max_diff(y, y_ref) <= 1e-12 * (1 + max_abs(y_ref)));
+      CHECK(max_diff(dx, dx_ref) <= 1e-12 * (1 + max_abs(dx_ref)));
+      CHECK(max_diff(dw, dw_ref) <= 1e-12 * (1 + max_abs(dw_ref)));
 
-    // F32, the kernels conv2d_fwd and conv2d_bwd_data route here when winograd_applies().
-    auto to_f32 = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
-    const std::vector<float> xf = to_f32(x), wf = to_f32(w), bf = to_f32(b), dyf = to_f32(dy);
-    std::vector<float> yf(static_cast<size_t>(y_size), float(nan)), dxf(static_cast<size_t>(x_size), float(nan)),
-        dwf(w_size, float(nan));
-    kernels::cpu::conv2d_fwd_winograd(yf.data(), xf.data(), wf.data(), bf.data(), g);
-    kernels::cpu::conv2d_bwd_data_winograd(dxf.data(), dyf.data(), wf.data(), g);
-    kernels::cpu::conv2d_bwd_weight_winograd(dwf.data(), dyf.data(), xf.data(), g);
-    // Sums of C_in * 9 unit-variance products: F32 rounding of the partial sums, a few ulps of the largest.
-    CHECK(max_diff(yf, y_ref) <= 2e-6 * (1 + max_abs(y_ref)) * std::sqrt(double(g.C_in * 9)));
-    CHECK(max_diff(dxf, dx_ref) <= 2e-6 * (1 + max_abs(dx_ref)) * std::sqrt(double(g.C_out * 9)));
-    // dw sums over every output position of every image.
-    CHECK(max_diff(dwf, dw_ref) <= 2e-6 * (1 + max_abs(dw_ref)) * std::sqrt(double(g.N * g.hw_out())));
+      // F32, which the kernels conv2d_fwd, conv2d_bwd_data and conv2d_bwd_weight route here.
+      auto to_f32 = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+      const std::vector<float> xf = to_f32(x), wf = to_f32(w), bf = to_f32(b), dyf = to_f32(dy);
+      std::vector<float> yf(static_cast<size_t>(y_size), float(nan)), dxf(static_cast<size_t>(x_size), float(nan)),
+          dwf(w_size, float(nan));
+      kernels::cpu::conv2d_fwd_winograd(yf.data(), xf.data(), wf.data(), bf.data(), g, m);
+      kernels::cpu::conv2d_bwd_data_winograd(dxf.data(), dyf.data(), wf.data(), g, m);
+      kernels::cpu::conv2d_bwd_weight_winograd(dwf.data(), dyf.data(), xf.data(), g, m);
+      // Sums of C_in * 9 unit-variance products: F32 rounding of the partial sums, a few ulps of the largest
+      // (F(4x4)'s constants up to 8 cost about one more digit). dw sums over every output of every image.
+      const double ulps = m == 2 ? 2e-7 : 2e-6;  // measured: ~4e-8 and ~4e-7
+      const double ey = max_diff(yf, y_ref) / ((1 + max_abs(y_ref)) * std::sqrt(double(g.C_in * 9)));
+      const double ex = max_diff(dxf, dx_ref) / ((1 + max_abs(dx_ref)) * std::sqrt(double(g.C_out * 9)));
+      const double ew = max_diff(dwf, dw_ref) / ((1 + max_abs(dw_ref)) * std::sqrt(double(g.N * g.hw_out())));
+      CHECK(ey <= ulps);
+      CHECK(ex <= ulps);
+      CHECK(ew <= ulps);
+    }
   }
 }
 
-TEST_CASE("conv2d kernels: which geometries take Winograd", "[conv]") {
-  auto applies = [](kernels::ConvGeometry g) {
+TEST_CASE("conv2d kernels: which geometries take Winograd, and which tiles", "[conv]") {
+  auto tile = [](kernels::ConvGeometry g) {
     g.H_out = kernels::conv_out_size(g.H, g.kH, g.stride_h, g.pad_h, g.dil_h);
     g.W_out = kernels::conv_out_size(g.W, g.kW, g.stride_w, g.pad_w, g.dil_w);
-    return kernels::cpu::winograd_applies(g);
+    CHECK(kernels::cpu::winograd_applies(g) == (kernels::cpu::winograd_tile(g) != 0));
+    return kernels::cpu::winograd_tile(g);
   };
-  CHECK(applies(geometry(8, 64, 56, 56, 64, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1)));    // ResNet-34 layer1
-  CHECK(applies(geometry(8, 512, 10, 8, 512, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1)));   // audio layer4
-  CHECK_FALSE(applies(geometry(8, 512, 7, 7, 512, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1)));  // 64 outputs computed for 49
-  CHECK_FALSE(applies(geometry(8, 64, 56, 56, 128, 3, 3, {2, 2}, {1, 1}, {1, 1}, 1)));  // stride 2
-  CHECK_FALSE(applies(geometry(8, 64, 56, 56, 64, 3, 3, {1, 1}, {2, 2}, {2, 2}, 1)));  // dilation 2
-  CHECK_FALSE(applies(geometry(8, 64, 56, 56, 64, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2)));  // groups
-  CHECK_FALSE(applies(geometry(8, 8, 56, 56, 64, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1)));   // few input channels
-  CHECK_FALSE(applies(geometry(8, 64, 56, 56, 64, 1, 1, {1, 1}, {0, 0}, {1, 1}, 1)));  // 1x1
-  CHECK_FALSE(applies(geometry(8, 64, 56, 56, 64, 3, 3, {1, 1}, {3, 3}, {1, 1}, 1)));  // padding 3
+  const Pair one{1, 1};
+  // ResNet-34 at batch 8: 4x4 tiles where they divide the map and the batch has enough of them.
+  CHECK(tile(geometry(8, 64, 56, 56, 64, 3, 3, one, one, one, 1)) == 4);
+  CHECK(tile(geometry(8, 128, 28, 28, 128, 3, 3, one, one, one, 1)) == 4);
+  CHECK(tile(geometry(8, 256, 14, 14, 256, 3, 3, one, one, one, 1)) == 2);  // 4x4: 256 outputs for 196
+  CHECK(tile(geometry(8, 512, 7, 7, 512, 3, 3, one, one, one, 1)) == 0);    // 2x2: 64 for 49
+  CHECK(tile(geometry(8, 64, 75, 64, 64, 3, 3, one, one, one, 1)) == 4);    // audio layer1
+  CHECK(tile(geometry(8, 512, 10, 8, 512, 3, 3, one, one, one, 1)) == 2);   // 4x4: 48 tiles over the batch
+  CHECK(tile(geometry(1, 64, 56, 56, 64, 3, 3, one, one, one, 1)) == 4);    // one image: 196 tiles
+  CHECK(tile(geometry(1, 128, 28, 28, 128, 3, 3, one, one, one, 1)) == 2);  // one image: 49 tiles
+  CHECK(tile(geometry(8, 64, 56, 56, 128, 3, 3, {2, 2}, one, one, 1)) == 0);  // stride 2
+  CHECK(tile(geometry(8, 64, 56, 56, 64, 3, 3, one, {2, 2}, {2, 2}, 1)) == 0);  // dilation 2
+  CHECK(tile(geometry(8, 64, 56, 56, 64, 3, 3, one, one, one, 2)) == 0);        // groups
+  CHECK(tile(geometry(8, 8, 56, 56, 64, 3, 3, one, one, one, 1)) == 0);         // few input channels
+  CHECK(tile(geometry(8, 64, 56, 56, 64, 1, 1, one, {0, 0}, one, 1)) == 0);     // 1x1
+  CHECK(tile(geometry(8, 64, 56, 56, 64, 3, 3, one, {3, 3}, one, 1)) == 0);     // padding 3
 }

@@ -1,16 +1,22 @@
-// CPU Winograd F(2x2, 3x3) convolution (see kernels/winograd.h for the algebra and the layouts).
+// CPU Winograd convolution, F(2x2, 3x3) and F(4x4, 3x3) (see kernels/winograd.h for the algebra and the
+// layouts).
 //
 // Napkin math (ResNet-34 audio layer1, batch 8, 64 -> 64 channels at 75x64): im2col + GEMM is
-// 2 * 64 * 576 * 4800 * 8 = 2.83 GFLOP; here the GEMMs are 2 * 16 * 64 * 64 * (38 * 32 * 8) = 1.27 GFLOP
-// and the transforms about 0.1 GFLOP of adds, streaming V and M (16 * 64 * 9728 floats each, 40 MB per
-// batch) through memory once each way: at ~250 GFLOP/s GEMM and ~20 GB/s that is ~5 ms + ~4 ms
-// against ~11 ms. Measured (2-core Xeon, AVX-512, 2026-12-05): forward 10.7 ms against im2col's 20.2,
-// backward to the input 10.3 against 15.6, weight gradient 13.7 against 16.0 (it transforms both x and
-// dy, and its GEMMs reduce over the long tile dimension).
+// 2 * 64 * 576 * 4800 * 8 = 2.83 GFLOP. F(2x2) does 2 * 16 * 64 * 64 * (38 * 32 * 8) = 1.27 GFLOP of GEMM
+// and streams V and M (16 * 64 * 9728 floats each, 40 MB per batch) through memory once each way; F(4x4)
+// does 2 * 36 * 64 * 64 * (19 * 16 * 8) = 0.72 GFLOP and streams 36 / 16 * (19 * 16) / (38 * 32) = 0.56x
+// as much. At ~300 GFLOP/s and ~20 GB/s: im2col ~10 ms, F(2x2) ~4 + ~4 ms, F(4x4) ~2.5 + ~2.5 ms.
+// Measured (2-core Xeon, AVX-512, 2026-12-05, forward / weight gradient): im2col 20.2 / 14.3 ms, F(2x2)
+// 9.8 / 11.8, F(4x4) 7.5 / 9.0. Per layer the better tile is not always the one with fewer multiplies:
+// at 56x56 with 64 channels both take ~5.8 ms (the 64-deep GEMMs run below peak); at 14x14 and 10x8 the
+// 4x4 tiles lose (waste past the edge, few tiles per filter transform), which winograd_tile() encodes.
 //
+// Transforms: each F(m x m, 3 x 3) is three constant matrices (struct Minimal). The loops below apply them
+// with every index a compile-time constant once unrolled, skipping the zero entries, so each product
+// becomes the few adds and scalings it really is, and the loops over a row of tiles vectorise.
 // Chunks: the batch goes through in chunks of whole images sized so that a chunk's V and M (what one
-// round of transforms writes and the GEMMs read) stay within kChunkBudgetBytes of cache.
-// Threading: the transforms split over (image, channel) planes, the 16 GEMMs over the threads
+// round of transforms writes and the GEMMs read) stay within kChunkBudgetBytes.
+// Threading: the transforms split over (image, channel) planes, the n * n GEMMs over the threads
 // (gemm_batched, one matrix per thread at a time); OpenBLAS itself stays single-threaded.
 #include "kernels/winograd.h"
 
@@ -25,9 +31,59 @@
 namespace stgs::kernels::cpu {
 namespace {
 
-constexpr int64_t kTaps = 16;                                 // positions of a transformed 4x4 tile
-constexpr int64_t kChunkBudgetBytes = int64_t(32) << 20;      // V + M of one chunk
-constexpr int64_t kParallelGrain = 32768;                     // elements below which a transform stays serial
+constexpr int64_t kChunkBudgetBytes = int64_t(8) << 20;  // V + M of one chunk
+constexpr int64_t kParallelGrain = 32768;                // elements below which a transform stays serial
+// F(4x4) needs this many tiles over the batch per call to amortise its filter transform (36 K C values).
+constexpr int64_t kMinTilesF4 = 128;
+
+// F(m x m, 3 x 3) with input tiles of n = m + 2: Y = A^T [(G g G^T) . (B^T d B)] A (Lavin & Gray's
+// interpolation points 0, +-1, (+-2,) infinity).
+template <int M>
+struct Minimal;
+
+template <>
+struct Minimal<2> {
+  static constexpr int m = 2, n = 4;
+  static constexpr double BT[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+  static constexpr double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  static constexpr double AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+};
+
+template <>
+struct Minimal<4> {
+  static constexpr int m = 4, n = 6;
+  static constexpr double BT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                      {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+  static constexpr double G[6][3] = {{1.0 / 4, 0, 0},
+                                     {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                     {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                     {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                     {0, 0, 1}};
+  static constexpr double AT[4][6] = {
+      {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+};
+
+// out[r] = sum over c of mat(r, c) * in(c), for r < R and c < C; mat(r, c) must be a constant expression
+// once the loops are unrolled (it is, for the constant arrays above): zero entries cost nothing, ones no
+// multiply.
+template <int R, int C, class Mat, class In, class Out>
+inline void apply(Mat mat, In in, Out out) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    bool first = true;
+    auto acc = decltype(in(0))(0);
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      const double k = mat(r, c);
+      if (k == 0) continue;
+      const auto v = k == 1 ? in(c) : k == -1 ? -in(c) : decltype(in(0))(k) * in(c);
+      acc = first ? v : acc + v;
+      first = false;
+    }
+    out(r, acc);
+  }
+}
 
 // Grow-only per-thread scratch of n elements of T (contents undefined); each Slot is a buffer of its own.
 template <class T, int Slot>
@@ -42,70 +98,91 @@ T* scratch(size_t n) {
   return buf.get();
 }
 
-// U: (16, K, C) <- the filters. Forward (flipped false): w is (K, C, 3, 3) and U[xi][k][c] = G w[k][c] G^T.
+// U: (n*n, K, C) <- the filters. Forward (flipped false): w is (K, C, 3, 3) and U[xi][k][c] = G w[k][c] G^T.
 // Backward to the input (flipped true): w is the forward's (C, K, 3, 3) and the filter from input channel c
 // to output channel k is w[c][k] rotated by 180 degrees.
-// G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]].
 // Blocks of kLanes channels c go through together, lane by lane in every array, so the arithmetic runs in
-// vector registers and each of the 16 rows of U is written kLanes values at a time: the transform of
-// ResNet-34's 512 x 512 filters is 16 MB written per call, and a scalar loop over it cost more than the
-// 7x7 layer's GEMMs.
-template <class T>
+// vector registers and each row of U is written kLanes values at a time (ResNet-34's 512 x 512 filters are
+// 16 MB of U in F(2x2), 37 MB in F(4x4), per call).
+template <int Mt, class T>
 void transform_filters(T* U, const T* w, int64_t K, int64_t C, bool flipped) {
+  using W = Minimal<Mt>;
+  constexpr int n = W::n;
   constexpr int64_t kLanes = 16;
   const int64_t blocks = (C + kLanes - 1) / kLanes;
 #pragma omp parallel for collapse(2) schedule(static) if (K * C * 9 > kParallelGrain)
   for (int64_t k = 0; k < K; ++k) {
     for (int64_t blk = 0; blk < blocks; ++blk) {
       const int64_t c0 = blk * kLanes, lanes = std::min(kLanes, C - c0);
-      T g[9][kLanes] = {};
+      T g[3][3][kLanes] = {};
       for (int64_t l = 0; l < lanes; ++l) {
         const int64_t c = c0 + l;
         const T* src = flipped ? w + (c * K + k) * 9 : w + (k * C + c) * 9;
-        for (int e = 0; e < 9; ++e) g[e][l] = src[flipped ? 8 - e : e];  // 180 degrees: (i, j) -> (2 - i, 2 - j)
+        for (int e = 0; e < 9; ++e) g[e / 3][e % 3][l] = src[flipped ? 8 - e : e];  // 180 degrees
       }
-      T t[4][3][kLanes];  // G g
-      for (int j = 0; j < 3; ++j)
-        for (int64_t l = 0; l < kLanes; ++l) {
-          const T a = g[j][l], b = g[3 + j][l], c = g[6 + j][l];
-          t[0][j][l] = a;
-          t[1][j][l] = (a + b + c) * T(0.5);
-          t[2][j][l] = (a - b + c) * T(0.5);
-          t[3][j][l] = c;
-        }
-      for (int i = 0; i < 4; ++i) {  // (G g) G^T, row i
-        T u[4][kLanes];
-        for (int64_t l = 0; l < kLanes; ++l) {
-          const T a = t[i][0][l], b = t[i][1][l], c = t[i][2][l];
-          u[0][l] = a;
-          u[1][l] = (a + b + c) * T(0.5);
-          u[2][l] = (a - b + c) * T(0.5);
-          u[3][l] = c;
-        }
-        for (int j = 0; j < 4; ++j) std::copy(u[j], u[j] + lanes, U + ((i * 4 + j) * K + k) * C + c0);
+      T t[n][3][kLanes];  // G g
+      T u[n][n][kLanes];  // (G g) G^T
+      for (int64_t l = 0; l < kLanes; ++l) {
+        for (int j = 0; j < 3; ++j)
+          apply<n, 3>([](int r, int c) { return W::G[r][c]; }, [&](int c) { return g[c][j][l]; },
+                      [&](int r, T v) { t[r][j][l] = v; });
+        for (int i = 0; i < n; ++i)
+          apply<n, 3>([](int r, int c) { return W::G[r][c]; }, [&](int c) { return t[i][c][l]; },
+                      [&](int r, T v) { u[i][r][l] = v; });
       }
+      for (int i = 0; i < n; ++i)
+        for (int j = 0; j < n; ++j) std::copy(u[i][j], u[i][j] + lanes, U + ((i * n + j) * K + k) * C + c0);
+    }
+  }
+}
+
+// dw: (K, C, 3, 3) <- dU: (n*n, K, C), the adjoint of transform_filters: dw[k][c] = G^T dU[k][c] G.
+template <int Mt, class T>
+void transform_filter_grads(T* dw, const T* dU, int64_t K, int64_t C) {
+  using W = Minimal<Mt>;
+  constexpr int n = W::n;
+#pragma omp parallel for schedule(static) if (K * C * n * n > kParallelGrain)
+  for (int64_t k = 0; k < K; ++k) {
+    for (int64_t c = 0; c < C; ++c) {
+      T t[3][n];  // G^T u
+      for (int j = 0; j < n; ++j)
+        apply<3, n>([](int r, int q) { return W::G[q][r]; }, [&](int q) { return dU[((q * n + j) * K + k) * C + c]; },
+                    [&](int r, T v) { t[r][j] = v; });
+      T* out = dw + (k * C + c) * 9;
+      for (int i = 0; i < 3; ++i)  // (G^T u) G
+        apply<3, n>([](int r, int q) { return W::G[q][r]; }, [&](int q) { return t[i][q]; },
+                    [&](int r, T v) { out[i * 3 + r] = v; });
     }
   }
 }
 
 // Shape of one problem as the tile loops see it: input planes (H, W), padding, output (H_out, W_out) and
-// tiles_h x tiles_w 2x2 output tiles per image.
+// tiles_h x tiles_w m x m output tiles per image.
 struct Tiling {
   int64_t H, W, pad_h, pad_w, H_out, W_out, tiles_h, tiles_w;
   int64_t tiles() const { return tiles_h * tiles_w; }
 };
 
-// One input plane's tiles into V: column col of each of the 16 matrices (stride xi_stride apart) for tile
-// (a, b) at col + a * tiles_w + b. B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]].
-// row: scratch of 4 * (2 * tiles_w + 2) elements.
-template <class T>
+Tiling tiling(int m, int64_t H, int64_t W, int64_t pad_h, int64_t pad_w) {
+  Tiling t{H, W, pad_h, pad_w, H + 2 * pad_h - 2, W + 2 * pad_w - 2, 0, 0};
+  t.tiles_h = (t.H_out + m - 1) / m;
+  t.tiles_w = (t.W_out + m - 1) / m;
+  return t;
+}
+
+// One input plane's tiles into V: column col of each of the n*n matrices (xi_stride apart) for tile (a, b)
+// at col + a * tiles_w + b. row: scratch of n * (m * tiles_w + 2) elements.
+template <int Mt, class T>
 void transform_input_plane(T* V, int64_t xi_stride, const T* plane, const Tiling& t, T* row) {
-  const int64_t L = 2 * t.tiles_w + 2;  // the input columns a tile row reads, padding included
-  T* d[4] = {row, row + L, row + 2 * L, row + 3 * L};
+  using W = Minimal<Mt>;
+  constexpr int m = W::m, n = W::n;
+  const int64_t L = m * t.tiles_w + 2;  // the input columns a tile row reads, padding included
+  T* d[n];
+  for (int i = 0; i < n; ++i) d[i] = row + i * L;
   const int64_t lo = std::min<int64_t>(t.pad_w, L), hi = std::clamp<int64_t>(t.W + t.pad_w, lo, L);
   for (int64_t a = 0; a < t.tiles_h; ++a) {
-    for (int i = 0; i < 4; ++i) {  // d[i]: input row 2a - pad_h + i, column j - pad_w at j, zero outside
-      const int64_t r = 2 * a - t.pad_h + i;
+    for (int i = 0; i < n; ++i) {  // d[i]: input row m a - pad_h + i, column j - pad_w at j, zero outside
+      const int64_t r = m * a - t.pad_h + i;
       if (r < 0 || r >= t.H) {
         std::fill(d[i], d[i] + L, T(0));
         continue;
@@ -114,172 +191,180 @@ void transform_input_plane(T* V, int64_t xi_stride, const T* plane, const Tiling
       std::copy(plane + r * t.W + (lo - t.pad_w), plane + r * t.W + (hi - t.pad_w), d[i] + lo);
       std::fill(d[i] + hi, d[i] + L, T(0));
     }
-    for (int64_t j = 0; j < L; ++j) {  // B^T d, in place: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3
-      const T d0 = d[0][j], d1 = d[1][j], d2 = d[2][j], d3 = d[3][j];
-      d[0][j] = d0 - d2;
-      d[1][j] = d1 + d2;
-      d[2][j] = d2 - d1;
-      d[3][j] = d1 - d3;
+    for (int64_t j = 0; j < L; ++j) {  // B^T d, in place, column by column
+      T col[n];
+      for (int i = 0; i < n; ++i) col[i] = d[i][j];
+      apply<n, n>([](int r, int c) { return W::BT[r][c]; }, [&](int c) { return col[c]; },
+                  [&](int r, T v) { d[r][j] = v; });
     }
-    const int64_t col = a * t.tiles_w;
-    for (int i = 0; i < 4; ++i) {  // (B^T d) B, row i: columns e0 - e1, o0 + e1, e1 - o0, o0 - o1
+    const int64_t col0 = a * t.tiles_w;
+    for (int i = 0; i < n; ++i) {  // (B^T d) B, row i: tile b reads columns m b .. m b + n - 1
       const T* s = d[i];
-      T* v0 = V + (i * 4 + 0) * xi_stride + col;
-      T* v1 = V + (i * 4 + 1) * xi_stride + col;
-      T* v2 = V + (i * 4 + 2) * xi_stride + col;
-      T* v3 = V + (i * 4 + 3) * xi_stride + col;
-      for (int64_t b = 0; b < t.tiles_w; ++b) {
-        const T e0 = s[2 * b], o0 = s[2 * b + 1], e1 = s[2 * b + 2], o1 = s[2 * b + 3];
-        v0[b] = e0 - e1;
-        v1[b] = o0 + e1;
-        v2[b] = e1 - o0;
-        v3[b] = o0 - o1;
-      }
+      T* v = V + i * n * xi_stride + col0;
+      for (int64_t b = 0; b < t.tiles_w; ++b)
+        apply<n, n>([](int r, int c) { return W::BT[r][c]; }, [&](int c) { return s[m * b + c]; },
+                    [&](int r, T x) { v[r * xi_stride + b] = x; });
     }
   }
 }
 
-// One output plane (H_out, W_out) from its row of M: tile (a, b) at column col + a * tiles_w + b of each of
-// the 16 matrices (xi_stride apart), plus bias. A^T = [[1, 1, 1, 0], [0, 1, -1, -1]].
-// row: scratch of 2 * 2 * tiles_w elements.
-template <class T>
-void transform_output_plane(T* plane, const T* M, int64_t xi_stride, T bias, const Tiling& t, T* row) {
-  const int64_t tw = t.tiles_w;
-  T* out0 = row;           // output row 2a, 2 * tiles_w columns
-  T* out1 = row + 2 * tw;  // output row 2a + 1
+// One output plane (H_out, W_out) from its row of M: tile (a, b) at column a * tiles_w + b of each of the
+// n*n matrices (xi_stride apart), plus bias. Across each tile's columns first (u = s A, one tile row of
+// the n x n values at a time), then down the rows a whole output row at once (A^T u), as
+// transform_input_plane does in the other order. row: (n + m) * m * tiles_w elements.
+template <int Mt, class T>
+void transform_output_plane(T* plane, const T* Mm, int64_t xi_stride, T bias, const Tiling& t, T* row) {
+  using W = Minimal<Mt>;
+  constexpr int m = W::m, n = W::n;
+  const int64_t tw = t.tiles_w, L = m * tw;
+  T* u = row;          // (n, L): row k of every tile times A
+  T* y = row + n * L;  // (m, L): the tile row's m output rows
   for (int64_t a = 0; a < t.tiles_h; ++a) {
-    const T* m[16];
-    for (int xi = 0; xi < 16; ++xi) m[xi] = M + xi * xi_stride + a * tw;
-    for (int64_t b = 0; b < tw; ++b) {
-      T s0[4], s1[4];  // A^T m: rows m0 + m1 + m2 and m1 - m2 - m3, column j
-      for (int j = 0; j < 4; ++j) {
-        s0[j] = m[j][b] + m[4 + j][b] + m[8 + j][b];
-        s1[j] = m[4 + j][b] - m[8 + j][b] - m[12 + j][b];
-      }
-      out0[2 * b] = s0[0] + s0[1] + s0[2] + bias;
-      out0[2 * b + 1] = s0[1] - s0[2] - s0[3] + bias;
-      out1[2 * b] = s1[0] + s1[1] + s1[2] + bias;
-      out1[2 * b + 1] = s1[1] - s1[2] - s1[3] + bias;
+    const T* src = Mm + a * tw;
+    for (int k = 0; k < n; ++k) {
+      const T* s = src + k * n * xi_stride;
+      T* uk = u + k * L;
+      for (int64_t b = 0; b < tw; ++b)
+        apply<m, n>([](int j, int c) { return W::AT[j][c]; }, [&](int c) { return s[c * xi_stride + b]; },
+                    [&](int j, T v) { uk[m * b + j] = v; });
     }
-    std::copy(out0, out0 + t.W_out, plane + 2 * a * t.W_out);
-    if (2 * a + 1 < t.H_out) std::copy(out1, out1 + t.W_out, plane + (2 * a + 1) * t.W_out);
+    for (int64_t x = 0; x < L; ++x) {
+      T col[n];
+      for (int k = 0; k < n; ++k) col[k] = u[k * L + x];
+      apply<m, n>([](int i, int k) { return W::AT[i][k]; }, [&](int k) { return col[k]; },
+                  [&](int i, T v) { y[i * L + x] = v + bias; });
+    }
+    for (int i = 0; i < m && m * a + i < t.H_out; ++i)
+      std::copy(y + i * L, y + i * L + t.W_out, plane + (m * a + i) * t.W_out);
   }
 }
 
-// Images per chunk: as many as keep a chunk's 16 x (C + K) x tiles matrices within kChunkBudgetBytes (at
+// The adjoint of transform_output_plane (bias aside): one output-gradient plane dy: (H_out, W_out) into dM,
+// tile (a, b) at column a * tiles_w + b of each of the n*n matrices (xi_stride apart); dM = A dY A^T, the
+// outputs past the edge counting as 0. Shaped like transform_input_plane: A along the rows first, a whole
+// row of columns at once, then A^T across each tile's columns. row: (m + n) * m * tiles_w elements.
+template <int Mt, class T>
+void transform_output_grad_plane(T* dM, int64_t xi_stride, const T* dy, const Tiling& t, T* row) {
+  using W = Minimal<Mt>;
+  constexpr int m = W::m, n = W::n;
+  const int64_t tw = t.tiles_w, L = m * tw;
+  T* r = row;          // dy rows m a .. m a + m - 1, zero past H_out and W_out: (m, L)
+  T* q = row + m * L;  // A dY, column by column: (n, L)
+  for (int64_t a = 0; a < t.tiles_h; ++a) {
+    std::fill(r, r + m * L, T(0));
+    for (int i = 0; i < m && m * a + i < t.H_out; ++i)
+      std::copy(dy + (m * a + i) * t.W_out, dy + (m * a + i + 1) * t.W_out, r + i * L);
+    for (int64_t j = 0; j < L; ++j) {
+      T col[m];
+      for (int i = 0; i < m; ++i) col[i] = r[i * L + j];
+      apply<n, m>([](int k, int c) { return W::AT[c][k]; }, [&](int c) { return col[c]; },
+                  [&](int k, T v) { q[k * L + j] = v; });
+    }
+    const int64_t col0 = a * tw;
+    for (int k = 0; k < n; ++k) {  // (A dY) A^T, row k: tile b reads columns m b .. m b + m - 1
+      const T* s = q + k * L;
+      T* dst = dM + k * n * xi_stride + col0;
+      for (int64_t b = 0; b < tw; ++b)
+        apply<n, m>([](int l, int c) { return W::AT[c][l]; }, [&](int c) { return s[m * b + c]; },
+                    [&](int l, T v) { dst[l * xi_stride + b] = v; });
+    }
+  }
+}
+
+// Images per chunk: as many as keep a chunk's n*n x (C + K) x tiles matrices within kChunkBudgetBytes (at
 // least 1), evened out over the chunks.
-int64_t images_per_chunk(int64_t N, int64_t C, int64_t K, int64_t tiles, int64_t elem_bytes) {
-  const int64_t per_image = std::max<int64_t>(1, kTaps * (C + K) * tiles * elem_bytes);
+int64_t images_per_chunk(int64_t taps, int64_t N, int64_t C, int64_t K, int64_t tiles, int64_t elem_bytes) {
+  const int64_t per_image = std::max<int64_t>(1, taps * (C + K) * tiles * elem_bytes);
   const int64_t fit = std::clamp<int64_t>(kChunkBudgetBytes / per_image, 1, std::max<int64_t>(N, 1));
   const int64_t chunks = (N + fit - 1) / fit;
   return chunks == 0 ? 1 : (N + chunks - 1) / chunks;
 }
 
-// V: (16, C, ld) <- the tiles of images [n0, n0 + nc) of x: (N, C, H, W), image n's at column n * tiles.
-template <class T>
+// V: (n*n, C, ld) <- the tiles of images [n0, n0 + nc) of x: (N, C, H, W), image n's at column n * tiles.
+template <int Mt, class T>
 void transform_input_chunk(T* V, int64_t ld, const T* x, int64_t n0, int64_t nc, int64_t C, const Tiling& t) {
   const int64_t plane = t.H * t.W;
 #pragma omp parallel if (nc * C * plane > kParallelGrain)
   {
-    std::vector<T> row(size_t(4 * (2 * t.tiles_w + 2)));
+    std::vector<T> row(size_t(Minimal<Mt>::n * (Mt * t.tiles_w + 2)));
 #pragma omp for collapse(2) schedule(static)
     for (int64_t n = 0; n < nc; ++n)
       for (int64_t c = 0; c < C; ++c)
-        transform_input_plane(V + c * ld + n * t.tiles(), C * ld, x + ((n0 + n) * C + c) * plane, t, row.data());
+        transform_input_plane<Mt>(V + c * ld + n * t.tiles(), C * ld, x + ((n0 + n) * C + c) * plane, t, row.data());
   }
 }
 
-// y: (N, K, H_out, W_out) = the convolution of x: (N, C, H, W) by the transformed filters U: (16, K, C),
+// y: (N, K, H_out, W_out) = the convolution of x: (N, C, H, W) by the transformed filters U: (n*n, K, C),
 // plus bias (may be null).
-template <class T>
+template <int Mt, class T>
 void winograd_conv(T* y, const T* x, const T* U, const T* bias, int64_t N, int64_t C, int64_t K, const Tiling& t) {
-  const int64_t tiles = t.tiles(), nb = images_per_chunk(N, C, K, tiles, sizeof(T));
-  T* V = scratch<T, 1>(size_t(kTaps * (C + K) * nb * tiles));
-  T* M = V + kTaps * C * nb * tiles;
+  constexpr int64_t taps = Minimal<Mt>::n * Minimal<Mt>::n;
+  const int64_t tiles = t.tiles(), nb = images_per_chunk(taps, N, C, K, tiles, sizeof(T));
+  T* V = scratch<T, 1>(size_t(taps * (C + K) * nb * tiles));
+  T* M = V + taps * C * nb * tiles;
   const int64_t out_plane = t.H_out * t.W_out;
   for (int64_t n0 = 0; n0 < N; n0 += nb) {
     const int64_t nc = std::min(nb, N - n0), ld = nc * tiles;
-    transform_input_chunk(V, ld, x, n0, nc, C, t);
+    transform_input_chunk<Mt>(V, ld, x, n0, nc, C, t);
     // Per tile position xi: M[xi] (K, ld) = U[xi] (K, C) @ V[xi] (C, ld).
-    gemm_batched<T>(false, false, K, ld, C, T(1), U, C, K * C, V, ld, C * ld, T(0), M, ld, K * ld, kTaps);
+    gemm_batched<T>(false, false, K, ld, C, T(1), U, C, K * C, V, ld, C * ld, T(0), M, ld, K * ld, taps);
 #pragma omp parallel if (nc * K * out_plane > kParallelGrain)
     {
-      std::vector<T> row(size_t(4 * t.tiles_w));
+      std::vector<T> row(size_t((Minimal<Mt>::n + Mt) * Mt * t.tiles_w));
 #pragma omp for collapse(2) schedule(static)
       for (int64_t n = 0; n < nc; ++n)
         for (int64_t k = 0; k < K; ++k)
-          transform_output_plane(y + ((n0 + n) * K + k) * out_plane, M + k * ld + n * tiles, K * ld,
-                                 bias ? bias[k] : T(0), t, row.data());
+          transform_output_plane<Mt>(y + ((n0 + n) * K + k) * out_plane, M + k * ld + n * tiles, K * ld,
+                                     bias ? bias[k] : T(0), t, row.data());
     }
   }
 }
 
-// The adjoint of transform_output_plane (bias aside): one output-gradient plane dy: (H_out, W_out) into dM,
-// tile (a, b) at column a * tiles_w + b of each of the 16 matrices (xi_stride apart); dM = A dY A^T with
-// A = [[1, 0], [1, 1], [1, -1], [0, -1]], the outputs past the edge counting as 0. row: 4 * tiles_w elements.
-template <class T>
-void transform_output_grad_plane(T* dM, int64_t xi_stride, const T* dy, const Tiling& t, T* row) {
-  const int64_t tw = t.tiles_w, L = 2 * tw;
-  T* r0 = row;      // dy row 2a, zero past W_out
-  T* r1 = row + L;  // dy row 2a + 1, zero past H_out or W_out
-  for (int64_t a = 0; a < t.tiles_h; ++a) {
-    std::fill(r0, r0 + 2 * L, T(0));
-    std::copy(dy + 2 * a * t.W_out, dy + (2 * a + 1) * t.W_out, r0);
-    if (2 * a + 1 < t.H_out) std::copy(dy + (2 * a + 1) * t.W_out, dy + (2 * a + 2) * t.W_out, r1);
-    const int64_t col = a * tw;
-    for (int i = 0; i < 4; ++i) {  // rows of A dY: r0, r0 + r1, r0 - r1, -r1; then (A dY) A^T by columns
-      T* m0 = dM + (i * 4 + 0) * xi_stride + col;
-      T* m1 = dM + (i * 4 + 1) * xi_stride + col;
-      T* m2 = dM + (i * 4 + 2) * xi_stride + col;
-      T* m3 = dM + (i * 4 + 3) * xi_stride + col;
-      for (int64_t b = 0; b < tw; ++b) {
-        const T a0 = r0[2 * b], a1 = r0[2 * b + 1], c0 = r1[2 * b], c1 = r1[2 * b + 1];
-        const T e = i == 0 ? a0 : i == 1 ? a0 + c0 : i == 2 ? a0 - c0 : -c0;
-        const T o = i == 0 ? a1 : i == 1 ? a1 + c1 : i == 2 ? a1 - c1 : -c1;
-        m0[b] = e;
-        m1[b] = e + o;
-        m2[b] = e - o;
-        m3[b] = -o;
-      }
-    }
-  }
-}
-
-// dw: (K, C, 3, 3) <- dU: (16, K, C), the adjoint of transform_filters: dw[k][c] = G^T dU[k][c] G.
-template <class T>
-void transform_filter_grads(T* dw, const T* dU, int64_t K, int64_t C) {
-#pragma omp parallel for schedule(static) if (K * C * 16 > kParallelGrain)
-  for (int64_t k = 0; k < K; ++k) {
-    for (int64_t c = 0; c < C; ++c) {
-      T u[4][4];
-      for (int xi = 0; xi < 16; ++xi) u[xi / 4][xi % 4] = dU[(xi * K + k) * C + c];
-      T t[3][4];  // G^T u, G^T = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]]
-      for (int j = 0; j < 4; ++j) {
-        t[0][j] = u[0][j] + (u[1][j] + u[2][j]) * T(0.5);
-        t[1][j] = (u[1][j] - u[2][j]) * T(0.5);
-        t[2][j] = (u[1][j] + u[2][j]) * T(0.5) + u[3][j];
-      }
-      T* out = dw + (k * C + c) * 9;
-      for (int i = 0; i < 3; ++i) {  // (G^T u) G
-        out[i * 3 + 0] = t[i][0] + (t[i][1] + t[i][2]) * T(0.5);
-        out[i * 3 + 1] = (t[i][1] - t[i][2]) * T(0.5);
-        out[i * 3 + 2] = (t[i][1] + t[i][2]) * T(0.5) + t[i][3];
-      }
-    }
-  }
-}
-
-Tiling tiling(int64_t H, int64_t W, int64_t pad_h, int64_t pad_w) {
-  Tiling t{H, W, pad_h, pad_w, H + 2 * pad_h - 2, W + 2 * pad_w - 2, 0, 0};
-  t.tiles_h = (t.H_out + 1) / 2;
-  t.tiles_w = (t.W_out + 1) / 2;
-  return t;
-}
-
-// The geometry both kernels require (the channel minimums of winograd_applies aside).
+// The geometry the kernels require (the choice of winograd_tile aside).
 bool supported(const ConvGeometry& g) {
   return g.kH == 3 && g.kW == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dil_h == 1 && g.dil_w == 1 &&
          g.groups == 1 && g.pad_h <= 2 && g.pad_w <= 2 && g.H_out >= 1 && g.W_out >= 1;
+}
+
+template <class T>
+void fwd(int m, T* y, const T* x, const T* w, const T* bias, const ConvGeometry& g) {
+  T* U = scratch<T, 0>(size_t((m + 2) * (m + 2) * g.C_out * g.C_in));
+  if (m == 4) {
+    transform_filters<4>(U, w, g.C_out, g.C_in, /*flipped=*/false);
+    winograd_conv<4>(y, x, U, bias, g.N, g.C_in, g.C_out, tiling(4, g.H, g.W, g.pad_h, g.pad_w));
+  } else {
+    transform_filters<2>(U, w, g.C_out, g.C_in, /*flipped=*/false);
+    winograd_conv<2>(y, x, U, bias, g.N, g.C_in, g.C_out, tiling(2, g.H, g.W, g.pad_h, g.pad_w));
+  }
+}
+
+template <int Mt, class T>
+void bwd_weight(T* dw, const T* dy, const T* x, const ConvGeometry& g) {
+  constexpr int64_t taps = Minimal<Mt>::n * Minimal<Mt>::n;
+  const int64_t C = g.C_in, K = g.C_out;
+  const Tiling t = tiling(Mt, g.H, g.W, g.pad_h, g.pad_w);
+  const int64_t tiles = t.tiles(), nb = images_per_chunk(taps, g.N, C, K, tiles, sizeof(T));
+  T* dU = scratch<T, 0>(size_t(taps * K * C));
+  T* V = scratch<T, 1>(size_t(taps * (C + K) * nb * tiles));
+  T* dM = V + taps * C * nb * tiles;
+  if (g.N == 0) std::fill(dU, dU + taps * K * C, T(0));
+  for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
+    const int64_t nc = std::min(nb, g.N - n0), ld = nc * tiles;
+    transform_input_chunk<Mt>(V, ld, x, n0, nc, C, t);
+#pragma omp parallel if (nc * K * g.hw_out() > kParallelGrain)
+    {
+      std::vector<T> row(size_t((Mt + Minimal<Mt>::n) * Mt * t.tiles_w));
+#pragma omp for collapse(2) schedule(static)
+      for (int64_t n = 0; n < nc; ++n)
+        for (int64_t k = 0; k < K; ++k)
+          transform_output_grad_plane<Mt>(dM + k * ld + n * tiles, K * ld, dy + ((n0 + n) * K + k) * g.hw_out(), t,
+                                          row.data());
+    }
+    // Per tile position xi: dU[xi] (K, C) (+)= dM[xi] (K, ld) @ V[xi]^T (ld, C), chunk by chunk in batch order.
+    gemm_batched<T>(false, true, K, C, ld, T(1), dM, ld, K * ld, V, ld, C * ld, n0 == 0 ? T(0) : T(1), dU, C, K * C,
+                    taps);
+  }
+  transform_filter_grads<Mt>(dw, dU, K, C);
 }
 
 }  // namespace
@@ -292,62 +377,62 @@ bool winograd_enabled() {
   return enabled;
 }
 
-bool winograd_applies(const ConvGeometry& g) {
-  if (!winograd_enabled() || !supported(g) || g.C_in < 16 || g.C_out < 16) return false;
-  // Odd output sizes compute tiles that hang over the edge; at 7x7 (16 tiles, 64 outputs for 49) that waste
-  // and the per-call filter transform ate the gain (ResNet-34's 512-channel layer: 8.0 ms either way,
-  // batch 8). The backward's tiles cover (H, W), the same size at padding 1.
-  const int64_t computed = 4 * ((g.H_out + 1) / 2) * ((g.W_out + 1) / 2);
-  return 4 * computed <= 5 * g.hw_out();
-}
-
-template <class T>
-void conv2d_fwd_winograd(T* y, const T* x, const T* w, const T* bias, const ConvGeometry& g) {
-  T* U = scratch<T, 0>(size_t(kTaps * g.C_out * g.C_in));
-  transform_filters(U, w, g.C_out, g.C_in, /*flipped=*/false);
-  winograd_conv(y, x, U, bias, g.N, g.C_in, g.C_out, tiling(g.H, g.W, g.pad_h, g.pad_w));
-}
-
-template <class T>
-void conv2d_bwd_data_winograd(T* dx, const T* dy, const T* w, const ConvGeometry& g) {
-  T* U = scratch<T, 0>(size_t(kTaps * g.C_out * g.C_in));
-  transform_filters(U, w, g.C_in, g.C_out, /*flipped=*/true);
-  winograd_conv(dx, dy, U, static_cast<const T*>(nullptr), g.N, g.C_out, g.C_in,
-                tiling(g.H_out, g.W_out, 2 - g.pad_h, 2 - g.pad_w));
-}
-
-template <class T>
-void conv2d_bwd_weight_winograd(T* dw, const T* dy, const T* x, const ConvGeometry& g) {
-  const int64_t C = g.C_in, K = g.C_out;
-  const Tiling t = tiling(g.H, g.W, g.pad_h, g.pad_w);
-  const int64_t tiles = t.tiles(), nb = images_per_chunk(g.N, C, K, tiles, sizeof(T));
-  T* dU = scratch<T, 0>(size_t(kTaps * K * C));
-  T* V = scratch<T, 1>(size_t(kTaps * (C + K) * nb * tiles));
-  T* dM = V + kTaps * C * nb * tiles;
-  if (g.N == 0) std::fill(dU, dU + kTaps * K * C, T(0));
-  for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
-    const int64_t nc = std::min(nb, g.N - n0), ld = nc * tiles;
-    transform_input_chunk(V, ld, x, n0, nc, C, t);
-#pragma omp parallel if (nc * K * g.hw_out() > kParallelGrain)
-    {
-      std::vector<T> row(size_t(4 * t.tiles_w));
-#pragma omp for collapse(2) schedule(static)
-      for (int64_t n = 0; n < nc; ++n)
-        for (int64_t k = 0; k < K; ++k)
-          transform_output_grad_plane(dM + k * ld + n * tiles, K * ld, dy + ((n0 + n) * K + k) * g.hw_out(), t,
-                                      row.data());
+int winograd_tile(const ConvGeometry& g) {
+  if (!winograd_enabled() || !supported(g) || g.C_in < 16 || g.C_out < 16) return 0;
+  // Per output and channel pair an m x m tile costs (m + 2)^2 / m^2 multiplies in the GEMMs (4 for m = 2,
+  // 2.25 for m = 4; im2col: 9), times the outputs computed past the edge of odd sizes. Tiles hanging too
+  // far over the edge, or too few tiles per filter transform, lost to im2col in measurements: see
+  // kernels/winograd.h.
+  int best = 0;
+  double best_cost = 0;
+  for (int m : {4, 2}) {
+    const int64_t tiles = ((g.H_out + m - 1) / m) * ((g.W_out + m - 1) / m);
+    const double waste = double(m * m * tiles) / double(g.hw_out());
+    if (waste > 1.25 || (m == 4 && g.N * tiles < kMinTilesF4)) continue;
+    const double cost = double((m + 2) * (m + 2)) / double(m * m) * waste;
+    if (best == 0 || cost < best_cost) {
+      best = m;
+      best_cost = cost;
     }
-    // Per tile position xi: dU[xi] (K, C) (+)= dM[xi] (K, ld) @ V[xi]^T (ld, C), chunk by chunk in batch order.
-    gemm_batched<T>(false, true, K, C, ld, T(1), dM, ld, K * ld, V, ld, C * ld, n0 == 0 ? T(0) : T(1), dU, C, K * C,
-                    kTaps);
   }
-  transform_filter_grads(dw, dU, K, C);
+  return best;
+}
+
+bool winograd_applies(const ConvGeometry& g) { return winograd_tile(g) != 0; }
+
+template <class T>
+void conv2d_fwd_winograd(T* y, const T* x, const T* w, const T* bias, const ConvGeometry& g, int m) {
+  fwd(m == 0 ? std::max(2, winograd_tile(g)) : m, y, x, w, bias, g);
+}
+
+template <class T>
+void conv2d_bwd_data_winograd(T* dx, const T* dy, const T* w, const ConvGeometry& g, int m) {
+  if (m == 0) m = std::max(2, winograd_tile(g));
+  T* U = scratch<T, 0>(size_t((m + 2) * (m + 2) * g.C_out * g.C_in));
+  if (m == 4) {
+    transform_filters<4>(U, w, g.C_in, g.C_out, /*flipped=*/true);
+    winograd_conv<4>(dx, dy, U, static_cast<const T*>(nullptr), g.N, g.C_out, g.C_in,
+                     tiling(4, g.H_out, g.W_out, 2 - g.pad_h, 2 - g.pad_w));
+  } else {
+    transform_filters<2>(U, w, g.C_in, g.C_out, /*flipped=*/true);
+    winograd_conv<2>(dx, dy, U, static_cast<const T*>(nullptr), g.N, g.C_out, g.C_in,
+                     tiling(2, g.H_out, g.W_out, 2 - g.pad_h, 2 - g.pad_w));
+  }
+}
+
+template <class T>
+void conv2d_bwd_weight_winograd(T* dw, const T* dy, const T* x, const ConvGeometry& g, int m) {
+  if (m == 0) m = std::max(2, winograd_tile(g));
+  if (m == 4)
+    bwd_weight<4>(dw, dy, x, g);
+  else
+    bwd_weight<2>(dw, dy, x, g);
 }
 
 #define STGS_INSTANTIATE(T)                                                                               \
-  template void conv2d_fwd_winograd<T>(T*, const T*, const T*, const T*, const ConvGeometry&);            \
-  template void conv2d_bwd_data_winograd<T>(T*, const T*, const T*, const ConvGeometry&);                 \
-  template void conv2d_bwd_weight_winograd<T>(T*, const T*, const T*, const ConvGeometry&);
+  template void conv2d_fwd_winograd<T>(T*, const T*, const T*, const T*, const ConvGeometry&, int);       \
+  template void conv2d_bwd_data_winograd<T>(T*, const T*, const T*, const ConvGeometry&, int);            \
+  template void conv2d_bwd_weight_winograd<T>(T*, const T*, const T*, const ConvGeometry&, int);
 STGS_INSTANTIATE(float)
 STGS_INSTANTIATE(double)
 #undef STGS_INSTANTIATE
