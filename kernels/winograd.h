@@ -1,6 +1,6 @@
 // 3x3 stride-1 convolutions by Winograd's minimal filtering F(2x2, 3x3) and F(4x4, 3x3) on the CPU
 // (Lavin & Gray, 2015).
-// defines: cpu::winograd_enabled, cpu::winograd_tile, cpu::winograd_applies, cpu::conv2d_fwd_winograd,
+// defines: cpu::winograd_enabled, cpu::set_winograd_enabled, cpu::winograd_tile, cpu::winograd_applies, cpu::conv2d_fwd_winograd,
 //          cpu::conv2d_bwd_data_winograd, cpu::conv2d_bwd_weight_winograd
 //
 // Each m x m output tile (m = 2 or 4) comes from an n x n input tile d (n = m + 2) and a 3x3 filter g as
@@ -26,8 +26,10 @@
 
 namespace stgs::kernels::cpu {
 
-// False when the environment sets STGS_CONV_WINOGRAD=0 (read once): every convolution then takes im2col.
+// False when the environment sets STGS_CONV_WINOGRAD=0 (read once) or set_winograd_enabled(false) was
+// called: every convolution then takes im2col (the CUDA parity tests compare cuDNN with that reference).
 bool winograd_enabled();
+void set_winograd_enabled(bool on);
 
 // The output tile size (4 or 2) these kernels would use for g, or 0 where they do not apply or do not pay:
 // they need a 3x3 kernel, stride 1, dilation 1, one group, padding <= 2 on each side and at least 16 input

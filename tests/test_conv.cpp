@@ -457,4 +457,11 @@ TEST_CASE("conv2d kernels: which geometries take Winograd, and which tiles", "[c
   CHECK(tile(geometry(8, 8, 56, 56, 64, 3, 3, one, one, one, 1)) == 0);         // few input channels
   CHECK(tile(geometry(8, 64, 56, 56, 64, 1, 1, one, {0, 0}, one, 1)) == 0);     // 1x1
   CHECK(tile(geometry(8, 64, 56, 56, 64, 3, 3, one, {3, 3}, one, 1)) == 0);     // padding 3
+  // The switch (STGS_CONV_WINOGRAD=0 in the environment) sends everything to im2col.
+  const bool was = kernels::cpu::winograd_enabled();
+  kernels::cpu::set_winograd_enabled(false);
+  CHECK(tile(geometry(8, 64, 56, 56, 64, 3, 3, one, one, one, 1)) == 0);
+  kernels::cpu::set_winograd_enabled(true);
+  CHECK(tile(geometry(8, 64, 56, 56, 64, 3, 3, one, one, one, 1)) == 4);
+  kernels::cpu::set_winograd_enabled(was);
 }

@@ -21,6 +21,7 @@
 #include "kernels/winograd.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -369,13 +370,21 @@ void bwd_weight(T* dw, const T* dy, const T* x, const ConvGeometry& g) {
 
 }  // namespace
 
+namespace {
+std::atomic<int> g_winograd{-1};  // -1: not yet read from the environment
+}  // namespace
+
 bool winograd_enabled() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("STGS_CONV_WINOGRAD");
-    return v == nullptr || std::strcmp(v, "0") != 0;
-  }();
-  return enabled;
+  int v = g_winograd.load();
+  if (v < 0) {
+    const char* env = std::getenv("STGS_CONV_WINOGRAD");
+    v = env == nullptr || std::strcmp(env, "0") != 0 ? 1 : 0;
+    g_winograd.store(v);
+  }
+  return v == 1;
 }
+
+void set_winograd_enabled(bool on) { g_winograd.store(on ? 1 : 0); }
 
 int winograd_tile(const ConvGeometry& g) {
   if (!winograd_enabled() || !supported(g) || g.C_in < 16 || g.C_out < 16) return 0;
