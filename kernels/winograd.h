@@ -1,7 +1,7 @@
 // 3x3 stride-1 convolutions by Winograd's minimal filtering F(2x2, 3x3) and F(4x4, 3x3) on the CPU
 // (Lavin & Gray, 2015).
-// defines: cpu::winograd_enabled, cpu::set_winograd_enabled, cpu::winograd_tile, cpu::winograd_applies, cpu::conv2d_fwd_winograd,
-//          cpu::conv2d_bwd_data_winograd, cpu::conv2d_bwd_weight_winograd
+// defines: cpu::winograd_enabled, cpu::set_winograd_enabled, cpu::winograd_tile, cpu::winograd_applies,
+//          cpu::conv2d_fwd_winograd, cpu::conv2d_bwd_data_winograd, cpu::conv2d_bwd_weight_winograd
 //
 // Each m x m output tile (m = 2 or 4) comes from an n x n input tile d (n = m + 2) and a 3x3 filter g as
 // Y = A^T [(G g G^T) . (B^T d B)] A: n^2 multiplies per tile and input channel instead of im2col's 9 m^2,
@@ -18,6 +18,11 @@
 // units of rounding of the largest partial sums; F(4x4)'s use the points +-2 (constants up to 8 in A and
 // 5 in B), which costs about one more decimal digit (tests/test_conv.cpp bounds both). In F64 both equal
 // im2col to 1e-12.
+// Non-finite inputs: a transform mixes every value of an input tile into every output of its tile, so one
+// NaN or infinity in x turns the whole m x m output tile (of every output channel) NaN, where im2col keeps
+// the outputs whose windows miss it finite (an infinity there gives +-inf or NaN). Finite inputs near the
+// F32 limit can overflow in the transforms (gains up to ~100 with 4x4 tiles). Training stops on a NaN loss
+// either way; STGS_CONV_WINOGRAD=0 gives im2col's behaviour.
 // The im2col path in kernels/cpu/conv.cpp stays the reference; conv2d_fwd, conv2d_bwd_data and
 // conv2d_bwd_weight route F32 problems for which winograd_tile() is not 0 here.
 #pragma once
@@ -33,11 +38,12 @@ void set_winograd_enabled(bool on);
 
 // The output tile size (4 or 2) these kernels would use for g, or 0 where they do not apply or do not pay:
 // they need a 3x3 kernel, stride 1, dilation 1, one group, padding <= 2 on each side and at least 16 input
-// and 16 output channels (below that the transforms cost more than the GEMM saves). Of m = 4 and m = 2 it
-// takes the one with fewer GEMM multiplies per output kept, counting the outputs computed past the edge of
-// sizes that m does not divide, among those that compute at most a quarter more outputs than they keep
-// (at 7x7 neither does; measured there, F(2x2) only matched im2col) and, for m = 4, that have at least 128
-// tiles over the batch to amortise the filter transform (36 values per filter).
+// and 16 output channels (below that the transforms cost more than the GEMM saves). Tiles of m compute
+// outputs past the edge of sizes m does not divide; a size is taken only where that is at most a quarter
+// more than kept, for the forward's output and for the backward's (at 7x7 neither size passes; measured
+// there, F(2x2) only matched im2col). 4 is preferred (2.25 GEMM multiplies per output and channel pair
+// against 4) where the batch also has at least 128 tiles to amortise its filter transform (36 values per
+// filter): ResNet-34's 56x56 and 28x28 maps and the audio preset's 75x64, 38x32 and 19x16 at batch 8.
 int winograd_tile(const ConvGeometry& g);
 bool winograd_applies(const ConvGeometry& g);
 

@@ -371,7 +371,8 @@ double max_abs(const std::vector<double>& v) {
 
 }  // namespace
 
-TEST_CASE("conv2d kernels: Winograd F(2x2, 3x3) and F(4x4, 3x3) equal im2col, all three passes (F64 exactly, F32 to rounding)", "[conv]") {
+TEST_CASE("conv2d kernels: Winograd F(2x2) and F(4x4) equal im2col in all three passes (F64 exactly, F32 to rounding)",
+          "[conv]") {
   // Odd and even sizes (tiles hanging over the bottom and right edges), padding 0, 1, 2 and mixed (the
   // backward pads by 2 - p), a 1x1 and a 2x3 image, a batch of one, and a case big enough to run in several
   // chunks. References: the im2col kernels in F64; outputs poisoned with NaN first.
@@ -382,7 +383,10 @@ TEST_CASE("conv2d kernels: Winograd F(2x2, 3x3) and F(4x4, 3x3) equal im2col, al
       geometry(2, 18, 7, 10, 16, 3, 3, {1, 1}, {0, 2}, {1, 1}, 1),
       geometry(2, 16, 1, 1, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1),
       geometry(1, 20, 2, 3, 24, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1),
-      geometry(3, 32, 60, 60, 32, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1),  // 2 F32 images per chunk, then 1
+      geometry(2, 16, 9, 8, 16, 3, 3, {1, 1}, {2, 0}, {1, 1}, 1),
+      geometry(2, 16, 8, 9, 17, 3, 3, {1, 1}, {1, 2}, {1, 1}, 1),
+      geometry(3, 32, 60, 60, 32, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1),     // F(2x2), F32: 2 images per chunk, then 1
+      geometry(3, 16, 128, 128, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1),  // F(4x4), F32: a chunk per image
   };
   uint64_t seed = 900;
   for (kernels::ConvGeometry g : cases) {
@@ -434,6 +438,67 @@ TEST_CASE("conv2d kernels: Winograd F(2x2, 3x3) and F(4x4, 3x3) equal im2col, al
   }
 }
 
+TEST_CASE("conv2d kernels: the F32 entry points route to Winograd; empty batch; non-finite inputs", "[conv]") {
+  // conv2d_fwd / conv2d_bwd_data / conv2d_bwd_weight on a geometry winograd_tile() takes, against the same
+  // calls with Winograd switched off (im2col).
+  kernels::ConvGeometry g = geometry(8, 16, 16, 16, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1);
+  g.H_out = g.W_out = 16;
+  REQUIRE(kernels::cpu::winograd_tile(g) == 4);
+  auto f32 = [](int64_t n, uint64_t seed) {
+    const std::vector<double> v = normal64({n}, seed).to_vector<double>();
+    return std::vector<float>(v.begin(), v.end());
+  };
+  const int64_t xs = g.N * g.C_in * g.hw_in(), ys = g.N * g.C_out * g.hw_out(), ws = g.C_out * g.C_in * 9;
+  const std::vector<float> x = f32(xs, 950), w = f32(ws, 951), b = f32(g.C_out, 952), dy = f32(ys, 953);
+  std::vector<float> out[2][3];
+  const bool was = kernels::cpu::winograd_enabled();
+  for (int wino = 0; wino < 2; ++wino) {
+    kernels::cpu::set_winograd_enabled(wino == 1);
+    out[wino][0].assign(size_t(ys), 0.f);
+    out[wino][1].assign(size_t(xs), 0.f);
+    out[wino][2].assign(size_t(ws), 0.f);
+    kernels::cpu::conv2d_fwd(out[wino][0].data(), x.data(), w.data(), b.data(), g);
+    kernels::cpu::conv2d_bwd_data(out[wino][1].data(), dy.data(), w.data(), g);
+    kernels::cpu::conv2d_bwd_weight(out[wino][2].data(), dy.data(), x.data(), g);
+  }
+  kernels::cpu::set_winograd_enabled(was);
+  for (int pass = 0; pass < 3; ++pass) {
+    INFO("pass " << pass);
+    double scale = 0;
+    for (float v : out[0][pass]) scale = std::max(scale, double(std::abs(v)));
+    CHECK(out[0][pass] != out[1][pass]);  // different arithmetic: Winograd did run
+    CHECK(max_diff(out[1][pass], out[0][pass]) <= 1e-5 * scale);
+  }
+
+  // An empty batch: nothing to write for y and dx, and dw is zero (not left as it was).
+  kernels::ConvGeometry empty = g;
+  empty.N = 0;
+  std::vector<float> dw(size_t(ws), std::numeric_limits<float>::quiet_NaN());
+  kernels::cpu::conv2d_fwd_winograd(out[0][0].data(), x.data(), w.data(), b.data(), empty, 4);
+  kernels::cpu::conv2d_bwd_weight_winograd(dw.data(), dy.data(), x.data(), empty, 4);
+  CHECK(std::all_of(dw.begin(), dw.end(), [](float v) { return v == 0.f; }));
+
+  // A NaN in x: every output whose window covers it is NaN, as with im2col; Winograd may also turn the rest
+  // of its m x m output tile NaN (kernels/winograd.h), never anything beyond that tile's rows and columns.
+  std::vector<float> xn = x;
+  const int64_t ph = 5, pw = 10;  // image 0, channel 3
+  xn[size_t(3 * g.hw_in() + ph * g.W + pw)] = std::numeric_limits<float>::quiet_NaN();
+  for (int m : {2, 4}) {
+    INFO("tiles of " << m);
+    std::vector<float> y(static_cast<size_t>(ys));
+    kernels::cpu::conv2d_fwd_winograd(y.data(), xn.data(), w.data(), b.data(), g, m);
+    for (int64_t k = 0; k < g.C_out; ++k)
+      for (int64_t oh = 0; oh < g.H_out; ++oh)
+        for (int64_t ow = 0; ow < g.W_out; ++ow) {
+          const bool covers = std::abs(oh - ph) <= 1 && std::abs(ow - pw) <= 1;
+          const bool near = std::abs(oh - ph) <= m + 1 && std::abs(ow - pw) <= m + 1;
+          const bool nan = std::isnan(y[size_t((k * g.H_out + oh) * g.W_out + ow)]);
+          if (covers) CHECK(nan);
+          if (!near) CHECK_FALSE(nan);
+        }
+  }
+}
+
 TEST_CASE("conv2d kernels: which geometries take Winograd, and which tiles", "[conv]") {
   auto tile = [](kernels::ConvGeometry g) {
     g.H_out = kernels::conv_out_size(g.H, g.kH, g.stride_h, g.pad_h, g.dil_h);
@@ -442,7 +507,8 @@ TEST_CASE("conv2d kernels: which geometries take Winograd, and which tiles", "[c
     return kernels::cpu::winograd_tile(g);
   };
   const Pair one{1, 1};
-  // ResNet-34 at batch 8: 4x4 tiles where they divide the map and the batch has enough of them.
+  // ResNet-34 at batch 8: 4x4 tiles where at most a quarter of the outputs fall past the edge and the batch
+  // has enough tiles, 2x2 where only that holds.
   CHECK(tile(geometry(8, 64, 56, 56, 64, 3, 3, one, one, one, 1)) == 4);
   CHECK(tile(geometry(8, 128, 28, 28, 128, 3, 3, one, one, one, 1)) == 4);
   CHECK(tile(geometry(8, 256, 14, 14, 256, 3, 3, one, one, one, 1)) == 2);  // 4x4: 256 outputs for 196
@@ -457,6 +523,9 @@ TEST_CASE("conv2d kernels: which geometries take Winograd, and which tiles", "[c
   CHECK(tile(geometry(8, 8, 56, 56, 64, 3, 3, one, one, one, 1)) == 0);         // few input channels
   CHECK(tile(geometry(8, 64, 56, 56, 64, 1, 1, one, {0, 0}, one, 1)) == 0);     // 1x1
   CHECK(tile(geometry(8, 64, 56, 56, 64, 3, 3, one, {3, 3}, one, 1)) == 0);     // padding 3
+  // Padding 0: the backward's output (10x10) is larger than the forward's (8x8), and 4x4 tiles waste 44%
+  // of it, so 2x2 (both exact).
+  CHECK(tile(geometry(8, 64, 10, 10, 64, 3, 3, one, {0, 0}, one, 1)) == 2);
   // The switch (STGS_CONV_WINOGRAD=0 in the environment) sends everything to im2col.
   const bool was = kernels::cpu::winograd_enabled();
   kernels::cpu::set_winograd_enabled(false);

@@ -163,8 +163,11 @@ TEST_CASE("pool: max pool gradients go to the first maximum in row-major order (
   std::mt19937_64 rng(17);
   std::vector<double> xv(size_t(shape.numel()));
   for (double& v : xv) v = double(rng() % 3);
-  for (size_t k : {4, 40, 41, 100, 250, 251, 300}) xv[k] = std::numeric_limits<double>::quiet_NaN();
-  for (size_t k : {7, 60, 61, 62, 200}) xv[k] = -std::numeric_limits<double>::infinity();
+  // Plane 5 (from 315) has NaNs at (2, 4) and (1, 5): a window over both must pick (1, 5), the earlier row
+  // in a later column. Plane 4 (from 252) has a 3x3 block of -inf: its windows point at their first element.
+  for (size_t k : {4, 40, 41, 100, 250, 251, 300, 337, 329}) xv[k] = std::numeric_limits<double>::quiet_NaN();
+  for (size_t k : {7, 60, 61, 62, 200, 252, 253, 254, 261, 262, 263, 270, 271, 272})
+    xv[k] = -std::numeric_limits<double>::infinity();
   for (DType dt : {DType::F64, DType::F32}) {
     for (const WindowCase& c : kWindowCases) {
       INFO(case_name("max_pool2d", c) << " " << dtype_name(dt));

@@ -113,7 +113,9 @@ inline T max_or_nan(T a, T b) {
 // maximum in row-major order, or the first NaN), computed separably: per output row, the window's rows are
 // first reduced column by column (contiguous, vectorised; with the argmax each column keeps the row of its
 // first maximum or first NaN), then each output takes the best of its columns, a tie going to the smaller
-// row and then the smaller column, which is row-major order. A 3x3 window reads each value ~3 times instead
+// row and then the smaller column, which is row-major order. Without the argmax the ties are not tracked:
+// the values are rect_max's (equal, or both NaN), though a zero maximum may come out as -0 where rect_max
+// gives +0 and a NaN may carry another payload. A 3x3 window reads each value ~3 times instead
 // of ~9 and with few branches (ResNet-34's stem pool over (64, 149, 128) per image: ~4 ms -> ~1 ms per
 // image, 2 threads).
 template <class T>

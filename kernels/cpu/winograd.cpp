@@ -27,6 +27,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/check.h"
 #include "kernels/gemm.h"
 
 namespace stgs::kernels::cpu {
@@ -388,35 +389,41 @@ void set_winograd_enabled(bool on) { g_winograd.store(on ? 1 : 0); }
 
 int winograd_tile(const ConvGeometry& g) {
   if (!winograd_enabled() || !supported(g) || g.C_in < 16 || g.C_out < 16) return 0;
-  // Per output and channel pair an m x m tile costs (m + 2)^2 / m^2 multiplies in the GEMMs (4 for m = 2,
-  // 2.25 for m = 4; im2col: 9), times the outputs computed past the edge of odd sizes. Tiles hanging too
-  // far over the edge, or too few tiles per filter transform, lost to im2col in measurements: see
-  // kernels/winograd.h.
-  int best = 0;
-  double best_cost = 0;
-  for (int m : {4, 2}) {
-    const int64_t tiles = ((g.H_out + m - 1) / m) * ((g.W_out + m - 1) / m);
-    const double waste = double(m * m * tiles) / double(g.hw_out());
-    if (waste > 1.25 || (m == 4 && g.N * tiles < kMinTilesF4)) continue;
-    const double cost = double((m + 2) * (m + 2)) / double(m * m) * waste;
-    if (best == 0 || cost < best_cost) {
-      best = m;
-      best_cost = cost;
-    }
-  }
-  return best;
+  // Outputs computed per output kept with m x m tiles, over the forward's output (H_out, W_out) and the
+  // backward's (H, W) (the same size at padding 1): past a quarter more, the tiles lost to im2col in
+  // measurements (see kernels/winograd.h). 4x4 tiles need 2.25 multiplies per output and channel pair
+  // against 2x2's 4, so within that rule they always win, once the batch has enough of them.
+  auto waste = [&](int m) {
+    auto over = [m](int64_t h, int64_t w) {
+      return double(m * m * ((h + m - 1) / m) * ((w + m - 1) / m)) / double(h * w);
+    };
+    return std::max(over(g.H_out, g.W_out), over(g.H, g.W));
+  };
+  const int64_t tiles4 = ((g.H_out + 3) / 4) * ((g.W_out + 3) / 4);
+  if (waste(4) <= 1.25 && g.N * tiles4 >= kMinTilesF4) return 4;
+  if (waste(2) <= 1.25) return 2;
+  return 0;
 }
 
 bool winograd_applies(const ConvGeometry& g) { return winograd_tile(g) != 0; }
 
+// The tile size to run: m if given (2 or 4), else winograd_tile's choice, 2 where that is 0.
+int checked_tile(const ConvGeometry& g, int m) {
+  STGS_CHECK(supported(g), "Winograd convolution: expected a 3x3 kernel, stride 1, dilation 1, one group and "
+             "padding <= 2, got kernel ", g.kH, "x", g.kW, ", stride ", g.stride_h, ",", g.stride_w, ", dilation ",
+             g.dil_h, ",", g.dil_w, ", groups ", g.groups, ", padding ", g.pad_h, ",", g.pad_w);
+  STGS_CHECK(m == 0 || m == 2 || m == 4, "Winograd convolution: tiles of ", m, " (expected 2, 4, or 0 to choose)");
+  return m != 0 ? m : std::max(2, winograd_tile(g));
+}
+
 template <class T>
 void conv2d_fwd_winograd(T* y, const T* x, const T* w, const T* bias, const ConvGeometry& g, int m) {
-  fwd(m == 0 ? std::max(2, winograd_tile(g)) : m, y, x, w, bias, g);
+  fwd(checked_tile(g, m), y, x, w, bias, g);
 }
 
 template <class T>
 void conv2d_bwd_data_winograd(T* dx, const T* dy, const T* w, const ConvGeometry& g, int m) {
-  if (m == 0) m = std::max(2, winograd_tile(g));
+  m = checked_tile(g, m);
   T* U = scratch<T, 0>(size_t((m + 2) * (m + 2) * g.C_out * g.C_in));
   if (m == 4) {
     transform_filters<4>(U, w, g.C_in, g.C_out, /*flipped=*/true);
@@ -431,7 +438,7 @@ void conv2d_bwd_data_winograd(T* dx, const T* dy, const T* w, const ConvGeometry
 
 template <class T>
 void conv2d_bwd_weight_winograd(T* dw, const T* dy, const T* x, const ConvGeometry& g, int m) {
-  if (m == 0) m = std::max(2, winograd_tile(g));
+  m = checked_tile(g, m);
   if (m == 4)
     bwd_weight<4>(dw, dy, x, g);
   else
