@@ -121,6 +121,13 @@ inline T max_or_nan(T a, T b) {
 template <class T>
 void window_max(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo,
                 const PoolWindow& k) {
+  // Each output column's clipped column range, the same in every row and plane.
+  std::vector<int64_t> col_lo(static_cast<size_t>(Wo)), col_hi(static_cast<size_t>(Wo));
+  for (int64_t ow = 0; ow < Wo; ++ow) {
+    const Rect r = window_rect(0, ow, H, W, k, nullptr);
+    col_lo[size_t(ow)] = r.w0;
+    col_hi[size_t(ow)] = r.w1;
+  }
   for_each_plane(planes, Ho * Wo * k.kh * k.kw, [&](int64_t p) {
     thread_local std::vector<T> column_max;
     thread_local std::vector<int64_t> column_row;
@@ -136,7 +143,7 @@ void window_max(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, in
       if (rows.h0 >= rows.h1) {  // windows wholly in the padding (rect_max: -inf at the clipped corner)
         for (int64_t ow = 0; ow < Wo; ++ow) {
           yp[oh * Wo + ow] = -std::numeric_limits<T>::infinity();
-          if (ap != nullptr) ap[oh * Wo + ow] = rows.h0 * W + window_rect(oh, ow, H, W, k, nullptr).w0;
+          if (ap != nullptr) ap[oh * Wo + ow] = rows.h0 * W + col_lo[size_t(ow)];
         }
         continue;
       }
@@ -147,9 +154,8 @@ void window_max(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, in
           for (int64_t w = 0; w < W; ++w) cm[w] = max_or_nan(cm[w], xr[w]);
         }
         for (int64_t ow = 0; ow < Wo; ++ow) {
-          const Rect r = window_rect(oh, ow, H, W, k, nullptr);
           T m = -std::numeric_limits<T>::infinity();
-          for (int64_t w = r.w0; w < r.w1; ++w) m = max_or_nan(m, cm[w]);
+          for (int64_t w = col_lo[size_t(ow)]; w < col_hi[size_t(ow)]; ++w) m = max_or_nan(m, cm[w]);
           yp[oh * Wo + ow] = m;
         }
         continue;
@@ -164,7 +170,7 @@ void window_max(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, in
         }
       }
       for (int64_t ow = 0; ow < Wo; ++ow) {
-        const Rect r = window_rect(oh, ow, H, W, k, nullptr);
+        const Rect r{rows.h0, rows.h1, col_lo[size_t(ow)], col_hi[size_t(ow)]};
         if (r.w0 >= r.w1) {
           yp[oh * Wo + ow] = -std::numeric_limits<T>::infinity();
           ap[oh * Wo + ow] = rows.h0 * W + r.w0;
