@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
+
+#include "kernels/check.h"
 
 namespace stgs::kernels::cpu {
 namespace {
@@ -130,11 +133,11 @@ void window_max(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, in
   }
   for_each_plane(planes, Ho * Wo * k.kh * k.kw, [&](int64_t p) {
     thread_local std::vector<T> column_max;
-    thread_local std::vector<int64_t> column_row;
+    thread_local std::vector<int32_t> column_row;  // as wide as a float: the column pass vectorises
     column_max.resize(size_t(W));
     column_row.resize(size_t(W));
     T* cm = column_max.data();
-    int64_t* cr = column_row.data();
+    int32_t* cr = column_row.data();
     const T* xp = x + p * H * W;
     T* yp = y + p * Ho * Wo;
     int64_t* ap = argmax != nullptr ? argmax + p * Ho * Wo : nullptr;
@@ -160,13 +163,13 @@ void window_max(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, in
         }
         continue;
       }
-      std::fill(cr, cr + W, rows.h0);
+      std::fill(cr, cr + W, int32_t(rows.h0));
       for (int64_t h = rows.h0 + 1; h < rows.h1; ++h) {
         const T* xr = xp + h * W;
         for (int64_t w = 0; w < W; ++w) {
           const bool take = !std::isnan(cm[w]) && (xr[w] > cm[w] || std::isnan(xr[w]));
           cm[w] = take ? xr[w] : cm[w];
-          cr[w] = take ? h : cr[w];
+          cr[w] = take ? int32_t(h) : cr[w];
         }
       }
       for (int64_t ow = 0; ow < Wo; ++ow) {
@@ -200,6 +203,7 @@ void window_max(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, in
 template <class T>
 void max_pool2d_fwd(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, int64_t W, int64_t Ho,
                     int64_t Wo, PoolWindow win) {
+  STGS_CHECK(H <= std::numeric_limits<int32_t>::max(), "max_pool2d: ", H, " rows per plane (at most 2^31 - 1)");
   window_max(y, argmax, x, planes, H, W, Ho, Wo, win);
 }
 
