@@ -173,29 +173,30 @@ Tiling tiling(int m, int64_t H, int64_t W, int64_t pad_h, int64_t pad_w) {
 }
 
 // One input plane's tiles into V: column col of each of the n*n matrices (xi_stride apart) for tile (a, b)
-// at col + a * tiles_w + b. row: scratch of n * (m * tiles_w + 2) elements.
+// at col + a * tiles_w + b. row: scratch of n * (m * tiles_w + 2) elements; zeros: W zeros (the rows
+// above and below the plane). B^T d is taken straight from the plane rows (no copy of them first).
 template <int Mt, class T>
-void transform_input_plane(T* V, int64_t xi_stride, const T* plane, const Tiling& t, T* row) {
+void transform_input_plane(T* V, int64_t xi_stride, const T* plane, const Tiling& t, T* row, const T* zeros) {
   using W = Minimal<Mt>;
   constexpr int m = W::m, n = W::n;
   const int64_t L = m * t.tiles_w + 2;  // the input columns a tile row reads, padding included
   T* d[n];
   for (int i = 0; i < n; ++i) d[i] = row + i * L;
+  // Column j of a tile row reads input column j - pad_w; [lo, hi) lie inside the plane, the rest is zero.
   const int64_t lo = std::min<int64_t>(t.pad_w, L), hi = std::clamp<int64_t>(t.W + t.pad_w, lo, L);
+  for (int i = 0; i < n; ++i) {
+    std::fill(d[i], d[i] + lo, T(0));
+    std::fill(d[i] + hi, d[i] + L, T(0));
+  }
   for (int64_t a = 0; a < t.tiles_h; ++a) {
-    for (int i = 0; i < n; ++i) {  // d[i]: input row m a - pad_h + i, column j - pad_w at j, zero outside
+    const T* src[n];  // input rows m a - pad_h + i (zeros outside the plane), indexed by tile-row column
+    for (int i = 0; i < n; ++i) {
       const int64_t r = m * a - t.pad_h + i;
-      if (r < 0 || r >= t.H) {
-        std::fill(d[i], d[i] + L, T(0));
-        continue;
-      }
-      std::fill(d[i], d[i] + lo, T(0));
-      std::copy(plane + r * t.W + (lo - t.pad_w), plane + r * t.W + (hi - t.pad_w), d[i] + lo);
-      std::fill(d[i] + hi, d[i] + L, T(0));
+      src[i] = (r < 0 || r >= t.H ? zeros : plane + r * t.W) - t.pad_w;
     }
-    for (int64_t j = 0; j < L; ++j) {  // B^T d, in place, column by column
+    for (int64_t j = lo; j < hi; ++j) {  // B^T d, straight from the plane's rows
       T col[n];
-      for (int i = 0; i < n; ++i) col[i] = d[i][j];
+      for (int i = 0; i < n; ++i) col[i] = src[i][j];
       apply<n, n>([](int r, int c) { return W::BT[r][c]; }, [&](int c) { return col[c]; },
                   [&](int r, T v) { d[r][j] = v; });
     }
@@ -288,11 +289,13 @@ void transform_input_chunk(T* V, int64_t ld, const T* x, int64_t n0, int64_t nc,
   const int64_t plane = t.H * t.W;
 #pragma omp parallel if (nc * C * plane > kParallelGrain)
   {
-    std::vector<T> row(size_t(Minimal<Mt>::n * (Mt * t.tiles_w + 2)));
+    const size_t rows = size_t(Minimal<Mt>::n * (Mt * t.tiles_w + 2));
+    std::vector<T> row(rows + size_t(t.W));  // the tile row's B^T d, then a row of zeros
 #pragma omp for collapse(2) schedule(static)
     for (int64_t n = 0; n < nc; ++n)
       for (int64_t c = 0; c < C; ++c)
-        transform_input_plane<Mt>(V + c * ld + n * t.tiles(), C * ld, x + ((n0 + n) * C + c) * plane, t, row.data());
+        transform_input_plane<Mt>(V + c * ld + n * t.tiles(), C * ld, x + ((n0 + n) * C + c) * plane, t, row.data(),
+                                  row.data() + rows);
   }
 }
 
