@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -529,4 +530,35 @@ TEST_CASE("mpirun -np 2: a rank that dies or hangs stops the other with a messag
   CHECK(r.status != 0);
   CHECK(r.output.find("rank 0: MPI_Allreduce has waited 2 s for the other ranks") != std::string::npos);
   CHECK(seconds < 30);
+}
+
+TEST_CASE("mpirun -np 2: a run stopped by a dead rank resumes from its checkpoint to the uninterrupted result",
+          "[dist][e2e][mpi]") {
+  TempDir tmp("dist_resume");
+  const fs::path cache = tmp.dir / "features";
+  testing::write_feature_cache(cache, 13, 4, {20, 12, 12});
+  // Batch 6 over 20 clips: 4 steps per epoch. Rank 1 dies after step 6, in epoch 2, after the checkpoint of
+  // epoch 1; the resumed run redoes epoch 2 and runs epoch 3.
+  const std::string options = " --epochs 3 --samples 2 --channels 8 --batch 6 --dropout 0.2 --quiet --no-plots";
+  CommandResult whole = run_stgs_ranks(2, "search " + cache.string() + " --runs-dir " + (tmp.dir / "whole").string() +
+                                              options);
+  INFO(whole.output);
+  REQUIRE(whole.status == 0);
+  CommandResult died = run_stgs_ranks(2, "search " + cache.string() + " --runs-dir " + (tmp.dir / "cut").string() +
+                                             options, "-x STGS_FAULT_RANK_EXIT=1@6");
+  INFO(died.output);
+  REQUIRE(died.status != 0);
+  const fs::path cut = only_run(tmp.dir / "cut", "search-");
+  REQUIRE(fs::exists(cut / "checkpoints/last.safetensors"));
+  const std::string before = slurp(cut / "metrics.csv");
+  CHECK(std::count(before.begin(), before.end(), '\n') == 2);  // the header and epoch 1: stopped in epoch 2
+  CommandResult resumed = run_stgs_ranks(2, "search --resume " + cut.string());
+  INFO(resumed.output);
+  REQUIRE(resumed.status == 0);
+  const fs::path a = only_run(tmp.dir / "whole", "search-");
+  CHECK(csv_diff(a / "metrics.csv", cut / "metrics.csv") == 0);
+  CHECK(checkpoint_diff(a / "checkpoints/last.safetensors", cut / "checkpoints/last.safetensors", "arch.") == 0);
+  CHECK(checkpoint_diff(a / "checkpoints/last.safetensors", cut / "checkpoints/last.safetensors", "net.") == 0);
+  CHECK(checkpoint_diff(a / "checkpoints/last.safetensors", cut / "checkpoints/last.safetensors", "net.", true) == 0);
+  CHECK(slurp(a / "genotype.json") == slurp(cut / "genotype.json"));
 }
