@@ -532,7 +532,7 @@ TEST_CASE("mpirun -np 2: a rank that dies or hangs stops the other with a messag
   CHECK(seconds < 30);
 }
 
-TEST_CASE("mpirun -np 2: a run stopped by a dead rank resumes from its checkpoint to the uninterrupted result",
+TEST_CASE("mpirun -np 2: a search and an eval stopped by a dead rank resume to the uninterrupted results",
           "[dist][e2e][mpi]") {
   TempDir tmp("dist_resume");
   const fs::path cache = tmp.dir / "features";
@@ -561,4 +561,29 @@ TEST_CASE("mpirun -np 2: a run stopped by a dead rank resumes from its checkpoin
   CHECK(checkpoint_diff(a / "checkpoints/last.safetensors", cut / "checkpoints/last.safetensors", "net.") == 0);
   CHECK(checkpoint_diff(a / "checkpoints/last.safetensors", cut / "checkpoints/last.safetensors", "net.", true) == 0);
   CHECK(slurp(a / "genotype.json") == slurp(cut / "genotype.json"));
+
+  // The same for an evaluation of that genotype (Adam; one model).
+  const std::string eval = " --epochs 3 --batch 6 --no-unimodal --quiet --no-plots";
+  whole = run_stgs_ranks(2, "eval " + a.string() + " --runs-dir " + (tmp.dir / "eval-whole").string() + eval);
+  INFO(whole.output);
+  REQUIRE(whole.status == 0);
+  died = run_stgs_ranks(2, "eval " + a.string() + " --runs-dir " + (tmp.dir / "eval-cut").string() + eval,
+                        "-x STGS_FAULT_RANK_EXIT=1@6");
+  INFO(died.output);
+  REQUIRE(died.status != 0);
+  const fs::path e_cut = only_run(tmp.dir / "eval-cut", "eval-");
+  CHECK_FALSE(fs::exists(e_cut / "results.json"));
+  resumed = run_stgs_ranks(2, "eval --resume " + e_cut.string());
+  INFO(resumed.output);
+  REQUIRE(resumed.status == 0);
+  const fs::path e_whole = only_run(tmp.dir / "eval-whole", "eval-");
+  CHECK(csv_diff(e_whole / "metrics.csv", e_cut / "metrics.csv") == 0);
+  for (const char* part : {"net.", "best."}) {
+    CHECK(checkpoint_diff(e_whole / "checkpoints/last.safetensors", e_cut / "checkpoints/last.safetensors", part) == 0);
+    CHECK(checkpoint_diff(e_whole / "checkpoints/last.safetensors", e_cut / "checkpoints/last.safetensors", part,
+                          true) == 0);
+  }
+  const nlohmann::json r1 = apps::RunDir::open(e_whole.string()).read_json("results.json"),
+                       r2 = apps::RunDir::open(e_cut.string()).read_json("results.json");
+  for (const char* key : {"test_auc", "test_acc", "test_eer", "best_val_auc"}) CHECK(r1[key] == r2[key]);
 }
