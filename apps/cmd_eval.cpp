@@ -258,8 +258,7 @@ int evaluate_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, con
                       model.steps_per_epoch(), "steps", quiet);
       const nas::FixedEpochResult r = model.run_epoch(interrupt_requested, [&](int64_t done, int64_t, double loss) {
         bar.update(done, "loss " + CsvTable::number(loss));
-        FaultInjection::after_step();
-        FaultInjection::rank_failure(ranks.comm->rank());
+        FaultInjection::after_step(ranks.comm->rank());
       });
       bar.finish();
       if (!r.complete) {

@@ -266,8 +266,7 @@ int search_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, const
     const nas::EpochResult r = search.run_epoch(
         interrupt_requested, [&](int64_t done, int64_t, double loss) {
           bar.update(done, "loss " + CsvTable::number(loss));
-          FaultInjection::after_step();
-          FaultInjection::rank_failure(ranks.comm->rank());
+          FaultInjection::after_step(ranks.comm->rank());
         });
     bar.finish();
     if (!r.complete) {

@@ -1,12 +1,11 @@
 #include "apps/interrupt.h"
 
-#include <utility>
-
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
+#include <utility>
 
 namespace stgs::apps {
 namespace {
@@ -55,11 +54,17 @@ std::pair<int64_t, int64_t> rank_at_step(const char* name) {
 }
 }  // namespace
 
-void FaultInjection::rank_failure(int rank) {
+void FaultInjection::after_tables(int64_t epoch) {
+  static const int64_t kill_after = fault_setting("STGS_FAULT_KILL_AFTER_TABLES");
+  if (epoch == kill_after) std::raise(SIGKILL);
+}
+
+void FaultInjection::after_step(int rank) {
+  static const int64_t interrupt_at = fault_setting("STGS_FAULT_INTERRUPT_AT_STEP");
   static const auto exit_at = rank_at_step("STGS_FAULT_RANK_EXIT");
   static const auto hang_at = rank_at_step("STGS_FAULT_RANK_HANG");
   static int64_t steps = 0;
-  ++steps;
+  if (++steps == interrupt_at) request_interrupt();
   if (rank == exit_at.first && steps == exit_at.second) {
     std::fprintf(stderr, "fault injection: rank %d exits after %lld steps\n", rank, (long long)steps);
     std::_Exit(3);
@@ -68,17 +73,6 @@ void FaultInjection::rank_failure(int rank) {
     std::fprintf(stderr, "fault injection: rank %d hangs after %lld steps\n", rank, (long long)steps);
     for (;;) std::this_thread::sleep_for(std::chrono::seconds(60));
   }
-}
-
-void FaultInjection::after_tables(int64_t epoch) {
-  static const int64_t kill_after = fault_setting("STGS_FAULT_KILL_AFTER_TABLES");
-  if (epoch == kill_after) std::raise(SIGKILL);
-}
-
-void FaultInjection::after_step() {
-  static const int64_t interrupt_at = fault_setting("STGS_FAULT_INTERRUPT_AT_STEP");
-  static int64_t steps = 0;
-  if (++steps == interrupt_at) request_interrupt();
 }
 
 }  // namespace stgs::apps

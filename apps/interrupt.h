@@ -29,8 +29,7 @@ void request_interrupt();
 //   STGS_FAULT_RANK_HANG=R@K         rank R stops answering (sleeps) after K steps
 struct FaultInjection {
   static void after_tables(int64_t epoch);  // epoch: 1-based
-  static void after_step();
-  static void rank_failure(int rank);  // after each step, with this process's rank
+  static void after_step(int rank);  // after each training step, with this process's rank (0 alone)
 };
 
 }  // namespace stgs::apps

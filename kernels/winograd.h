@@ -1,7 +1,7 @@
 // 3x3 stride-1 convolutions by Winograd's minimal filtering F(2x2, 3x3) and F(4x4, 3x3) on the CPU
 // (Lavin & Gray, 2015).
-// defines: cpu::winograd_enabled, cpu::set_winograd_enabled, cpu::winograd_tile, cpu::winograd_applies,
-//          cpu::conv2d_fwd_winograd, cpu::conv2d_bwd_data_winograd, cpu::conv2d_bwd_weight_winograd
+// defines: cpu::winograd_enabled, cpu::set_winograd_enabled, cpu::winograd_tile, cpu::conv2d_fwd_winograd,
+//          cpu::conv2d_bwd_data_winograd, cpu::conv2d_bwd_weight_winograd
 //
 // Each m x m output tile (m = 2 or 4) comes from an n x n input tile d (n = m + 2) and a 3x3 filter g as
 // Y = A^T [(G g G^T) . (B^T d B)] A: n^2 multiplies per tile and input channel instead of im2col's 9 m^2,
@@ -45,7 +45,6 @@ void set_winograd_enabled(bool on);
 // against 4) where the batch also has at least 128 tiles to amortise its filter transform (36 values per
 // filter): ResNet-34's 56x56 and 28x28 maps and the audio preset's 75x64, 38x32 and 19x16 at batch 8.
 int winograd_tile(const ConvGeometry& g);
-bool winograd_applies(const ConvGeometry& g);
 
 // y: (N, C_out, H_out, W_out) = conv(x: (N, C_in, H, W), w: (C_out, C_in, 3, 3)) + bias (may be null),
 // with tiles of m (2 or 4; 0: winograd_tile's choice, 2 where that is 0). Requires the geometry

@@ -71,17 +71,21 @@ void check_batch(const char* which, const SearchBatch& b, const SearchConfig& co
              " batch's labels must be I64 (B), got ", b.labels.defined() ? b.labels.str() : "undefined");
 }
 
-// The global batch's loss: this rank's (already scaled by loss_scale) averaged over the ranks.
-double global_loss(dist::Communicator* comm, double local) {
-  return comm != nullptr ? dist::mean_over_ranks(*comm, local) : local;
-}
-
-std::unique_ptr<dist::GradientReducer> reducer_for(dist::Communicator* comm, std::vector<Tensor> params) {
-  if (comm == nullptr || comm->world_size() == 1) return nullptr;
-  return std::make_unique<dist::GradientReducer>(*comm, std::move(params));
-}
-
 }  // namespace
+
+double backward_on_ranks(const SearchBatch& b, dist::Communicator* comm, dist::GradientReducer* reducer,
+                         const std::function<Tensor()>& loss_of, const std::function<void(double)>& check) {
+  std::optional<dist::BatchShardScope> shard;
+  if (b.shard.rows > 0) shard.emplace(b.shard);
+  if (reducer != nullptr) reducer->prepare();
+  Tensor loss = loss_of();
+  if (b.loss_scale != 1.0) loss = loss * b.loss_scale;
+  const double global = comm != nullptr ? dist::mean_over_ranks(*comm, loss.item()) : loss.item();
+  check(global);
+  loss.backward();
+  if (reducer != nullptr) reducer->finish();
+  return global;
+}
 
 Architect::Architect(SearchNetwork& net, ArchParams& arch, const ArchitectOptions& options, int64_t total_steps,
                      Generator* gen, dist::Communicator* comm)
@@ -93,8 +97,8 @@ Architect::Architect(SearchNetwork& net, ArchParams& arch, const ArchitectOption
       arch_opt_(arch.parameters(), arch_adam_options(options)),
       schedule_(*weight_opt_, checked_total_steps(total_steps), options.weight_min_lr),
       comm_(comm),
-      weight_reducer_(reducer_for(comm, net.parameters())),
-      arch_reducer_(reducer_for(comm, arch.parameters())) {}
+      weight_reducer_(dist::reducer_for_ranks(comm, net.parameters())),
+      arch_reducer_(dist::reducer_for_ranks(comm, arch.parameters())) {}
 
 double Architect::weight_lr() const { return weight_opt_->param_groups().at(0).lr.value(); }
 
@@ -105,26 +109,30 @@ StepStats Architect::step(const SearchBatch& train, const SearchBatch& val, int 
   stats.lambda = options_.temperature.at(epoch);
   net_.train();
 
-  // Weight step: the architecture is sampled, the network weights learn.
   // Several ranks: batch statistics over all of them for both steps.
   std::optional<dist::BatchNormGroupScope> synced_batch_norm;
   if (comm_ != nullptr && comm_->world_size() > 1) synced_batch_norm.emplace(*comm_);
+  // The sampled loss of batch b and its backward (over the ranks); `which` loss, and what `stays` when it is not
+  // finite, name the step in the error.
+  auto sampled_backward = [&](const SearchBatch& b, dist::GradientReducer* reducer, const char* which,
+                              const char* stays) {
+    return backward_on_ranks(
+        b, comm_, reducer,
+        [&] {
+          return sampled_loss(net_, net_.reshape_inputs(b.features), arch_, b.labels, stats.lambda, options_.samples,
+                              options_.mode, options_.path, gen_);
+        },
+        [&](double loss) {
+          STGS_CHECK(std::isfinite(loss), "architect: non-finite ", which, " loss ", loss, " at step ",
+                     schedule_.last_step(), " (epoch ", epoch, "); the ", stays, " not updated");
+        });
+  };
 
+  // Weight step: the architecture is sampled, the network weights learn.
   weight_opt_->zero_grad();
   {
     const FrozenScope frozen(arch_.parameters());
-    std::optional<dist::BatchShardScope> shard;
-    if (train.shard.rows > 0) shard.emplace(train.shard);
-    if (weight_reducer_) weight_reducer_->prepare();
-    const std::vector<Tensor> nodes = net_.reshape_inputs(train.features);
-    Tensor loss = sampled_loss(net_, nodes, arch_, train.labels, stats.lambda, options_.samples, options_.mode,
-                               options_.path, gen_);
-    if (train.loss_scale != 1.0) loss = loss * train.loss_scale;
-    stats.train_loss = global_loss(comm_, loss.item());
-    STGS_CHECK(std::isfinite(stats.train_loss), "architect: non-finite training loss ", stats.train_loss,
-               " at step ", schedule_.last_step(), " (epoch ", epoch, "); the weights were not updated");
-    loss.backward();
-    if (weight_reducer_) weight_reducer_->finish();
+    stats.train_loss = sampled_backward(train, weight_reducer_.get(), "training", "weights were");
   }
   if (options_.path == SearchPath::Exact) {
     // The exact path runs every op, so every weight has a gradient; the backward skips the ops no draw
@@ -140,18 +148,7 @@ StepStats Architect::step(const SearchBatch& train, const SearchBatch& val, int 
   arch_opt_.zero_grad();
   {
     const FrozenScope frozen(net_.parameters());
-    std::optional<dist::BatchShardScope> shard;
-    if (val.shard.rows > 0) shard.emplace(val.shard);
-    if (arch_reducer_) arch_reducer_->prepare();
-    const std::vector<Tensor> nodes = net_.reshape_inputs(val.features);
-    Tensor loss = sampled_loss(net_, nodes, arch_, val.labels, stats.lambda, options_.samples, options_.mode,
-                               options_.path, gen_);
-    if (val.loss_scale != 1.0) loss = loss * val.loss_scale;
-    stats.val_loss = global_loss(comm_, loss.item());
-    STGS_CHECK(std::isfinite(stats.val_loss), "architect: non-finite validation loss ", stats.val_loss, " at step ",
-               schedule_.last_step(), " (epoch ", epoch, "); the architecture was not updated");
-    loss.backward();
-    if (arch_reducer_) arch_reducer_->finish();
+    stats.val_loss = sampled_backward(val, arch_reducer_.get(), "validation", "architecture was");
   }
   arch_opt_.step();
   return stats;

@@ -19,6 +19,7 @@
 // computes on the global batch.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,14 @@ struct SearchBatch {
   double loss_scale = 1.0;
   dist::BatchShard shard;  // rows 0: the whole batch
 };
+
+// The backward of one (possibly data-parallel) training step on b: loss_of() runs with b's dropout rows
+// (dist::BatchShardScope) and is scaled by b.loss_scale; check(global loss) may throw to stop before any
+// gradient exists (the global batch's loss: the mean over comm's ranks, comm null for one process); then the
+// backward, whose gradients `reducer` (null for one process) averages over the ranks as they come. Returns the
+// global loss.
+double backward_on_ranks(const SearchBatch& b, dist::Communicator* comm, dist::GradientReducer* reducer,
+                         const std::function<Tensor()>& loss_of, const std::function<void(double)>& check);
 
 enum class WeightOptimizer { SGD, Adam };
 

@@ -5,10 +5,8 @@
 #include <cstring>
 #include <optional>
 
-#include "engine/distributed/batch_norm_group.h"
-#include "engine/distributed/batch_shard.h"
-
 #include "engine/autograd.h"
+#include "engine/distributed/batch_norm_group.h"
 #include "engine/ops.h"
 #include "kernels/check.h"
 
@@ -53,7 +51,7 @@ FixedRun::FixedRun(const Genotype& genotype, const FixedRunOptions& options, con
                  AdamOptions{.lr = options.lr, .weight_decay = options.weight_decay}),
       schedule_(optimizer_, std::max<int64_t>(1, options.epochs * steps_for(train.size(), options.batch_size)),
                 options.min_lr),
-      reducer_(comm_.world_size() > 1 ? std::make_unique<dist::GradientReducer>(comm_, net_.parameters()) : nullptr) {
+      reducer_(dist::reducer_for_ranks(&comm_, net_.parameters())) {
   train.validate("training split");
   val.validate("validation split");
   STGS_CHECK(train.names == genotype.config.input_names, "eval: the training features' inputs do not match the "
@@ -82,16 +80,12 @@ FixedEpochResult FixedRun::run_epoch(const std::function<bool()>& stop,
     if (dist::any_rank(comm_, stop && stop())) break;
     const SearchBatch b = gather_shard(train_, batches[size_t(step_)], options_.device, comm_);
     optimizer_.zero_grad();
-    std::optional<dist::BatchShardScope> shard;
-    if (b.shard.rows > 0) shard.emplace(b.shard);
-    if (reducer_) reducer_->prepare();
-    Tensor loss = cross_entropy(net_.forward(b.features), b.labels);
-    if (b.loss_scale != 1.0) loss = loss * b.loss_scale;
-    const double value = dist::mean_over_ranks(comm_, loss.item());  // the global batch's loss
-    STGS_CHECK(std::isfinite(value), "eval: non-finite training loss ", value, " at epoch ", epoch_, " step ", step_,
-               "; the weights were not updated");
-    loss.backward();
-    if (reducer_) reducer_->finish();
+    const double value = backward_on_ranks(
+        b, &comm_, reducer_.get(), [&] { return cross_entropy(net_.forward(b.features), b.labels); },
+        [&](double loss) {
+          STGS_CHECK(std::isfinite(loss), "eval: non-finite training loss ", loss, " at epoch ", epoch_, " step ",
+                     step_, "; the weights were not updated");
+        });
     optimizer_.step();
     schedule_.step();
     loss_sum_ += value;

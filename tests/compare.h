@@ -1,8 +1,10 @@
 // Element-wise comparison of a reference tensor with another (CPU vs CUDA parity, fixtures).
-// defines: Tolerance, compare
+// defines: Tolerance, compare, max_abs_diff
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -40,6 +42,27 @@ inline std::string compare(const std::string& what, const Tensor& ref, const Ten
     out << what << ": " << bad << " of " << a.size() << " elements differ (worst " << worst << ", atol " << tol.atol
         << ", rtol " << tol.rtol << ")\n";
   return out.str();
+}
+
+// The largest |a[i] - b[i]|; infinity when the lengths differ or either side holds a NaN (an output element
+// left unwritten over a NaN poison, or a broken computation), so a bound on it fails then.
+template <class A, class B>
+double max_abs_diff(const std::vector<A>& a, const std::vector<B>& b) {
+  if (a.size() != b.size()) return std::numeric_limits<double>::infinity();
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = std::abs(double(a[i]) - double(b[i]));
+    if (std::isnan(d)) return std::numeric_limits<double>::infinity();
+    worst = std::max(worst, d);
+  }
+  return worst;
+}
+
+// The same over two tensors of one shape (any dtypes and devices).
+inline double max_abs_diff(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape()) return std::numeric_limits<double>::infinity();
+  return max_abs_diff(a.to(Device::cpu()).to(DType::F64).to_vector<double>(),
+                      b.to(Device::cpu()).to(DType::F64).to_vector<double>());
 }
 
 }  // namespace stgs::testing

@@ -24,11 +24,13 @@
 #include "engine/io/safetensors.h"
 #include "engine/nn/layers.h"
 #include "engine/ops.h"
+#include "tests/compare.h"
 #include "tests/feature_cache_fixture.h"
 #include "tests/test_files.h"
 
 using namespace stgs;
 using stgs::testing::CommandResult;
+using stgs::testing::max_abs_diff;
 using stgs::testing::only_run;
 using stgs::testing::run_stgs;
 using stgs::testing::slurp;
@@ -123,14 +125,6 @@ class ThreadPair {
   int arrived_ = 0, read_ = 0;
   uint64_t round_ = 0, read_round_ = 0;
 };
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  const std::vector<double> x = a.to(DType::F64).to_vector<double>(), y = b.to(DType::F64).to_vector<double>();
-  double m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
 
 }  // namespace
 

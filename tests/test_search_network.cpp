@@ -19,6 +19,7 @@
 
 using namespace stgs;
 using namespace stgs::nas;
+using stgs::testing::max_abs_diff;
 
 namespace {
 
@@ -86,13 +87,6 @@ Tensor leaf_copy(const Tensor& t) { return t.detach().clone().set_requires_grad(
 // The gradient, or zeros where none arrived.
 std::vector<double> grad_or_zeros(const Tensor& t) {
   return t.grad().defined() ? t.grad().to_vector<double>() : std::vector<double>(size_t(t.numel()), 0.0);
-}
-
-double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  REQUIRE(a.size() == b.size());
-  double d = 0;
-  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
-  return d;
 }
 
 // (1/lambda) y (G - <G, y>) per row: the straight-through gradient of the logits for an incoming G.

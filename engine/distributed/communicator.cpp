@@ -34,14 +34,12 @@ void all_reduce_sum_doubles(Communicator& comm, std::vector<double>& values) {
 }
 
 double mean_over_ranks(Communicator& comm, double mine) {
-  if (comm.world_size() == 1) return mine;
   std::vector<double> v{mine};
   all_reduce_sum_doubles(comm, v);
   return v[0] / double(comm.world_size());
 }
 
 bool any_rank(Communicator& comm, bool mine) {
-  if (comm.world_size() == 1) return mine;
   std::vector<double> flag{mine ? 1.0 : 0.0};
   all_reduce_sum_doubles(comm, flag);
   return flag[0] > 0;

@@ -35,13 +35,17 @@ GradientReducer::GradientReducer(Communicator& comm, std::vector<Tensor> params,
       params_(std::move(params)),
       buckets_(plan_buckets(params_, cap_bytes)),
       bucket_of_(params_.size()),
+      offset_of_(params_.size()),
       ready_(params_.size(), false),
       ready_count_(buckets_.size(), 0),
       self_(std::make_shared<GradientReducer*>(this)) {
   for (size_t b = 0; b < buckets_.size(); ++b) {
     const Tensor& p0 = params_[buckets_[b].params.front()];
     flat_.push_back(zeros(Shape{buckets_[b].numel}, p0.dtype(), p0.device()));
-    for (size_t i : buckets_[b].params) bucket_of_[i] = b;
+    for (size_t slot = 0; slot < buckets_[b].params.size(); ++slot) {
+      bucket_of_[buckets_[b].params[slot]] = b;
+      offset_of_[buckets_[b].params[slot]] = buckets_[b].offsets[slot];
+    }
   }
   const std::weak_ptr<GradientReducer*> self = self_;
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -71,10 +75,7 @@ void GradientReducer::on_gradient(size_t index, const Tensor& grad) {
   STGS_CHECK(index < params_.size() && !ready_[index], "GradientReducer: gradient of parameter ", index,
              " twice in one step (one backward per prepare())");
   const size_t b = bucket_of_[index];
-  const GradientBucket& bucket = buckets_[b];
-  size_t slot = 0;
-  while (bucket.params[slot] != index) ++slot;
-  flat_[b].narrow(0, bucket.offsets[slot], params_[index].numel()).view(params_[index].shape()).copy_(grad);
+  slot_of(index, flat_[b]).copy_(grad);
   ready_[index] = true;
   ++ready_count_[b];
   start_ready_buckets();
@@ -93,22 +94,25 @@ void GradientReducer::finish() {
   active_ = false;
   NoGradGuard no_grad;
   for (; next_bucket_ < buckets_.size(); ++next_bucket_) {
-    const GradientBucket& bucket = buckets_[next_bucket_];
-    for (size_t slot = 0; slot < bucket.params.size(); ++slot)
-      if (!ready_[bucket.params[slot]])  // no gradient this step: contributes zeros, receives nothing
-        flat_[next_bucket_].narrow(0, bucket.offsets[slot], params_[bucket.params[slot]].numel()).fill_(0.0);
+    for (size_t i : buckets_[next_bucket_].params)
+      if (!ready_[i]) slot_of(i, flat_[next_bucket_]).fill_(0.0);  // no gradient: contributes zeros, receives none
     comm_.start_all_reduce_sum(flat_[next_bucket_]);
   }
   comm_.synchronize();
   const double scale = 1.0 / double(comm_.world_size());
-  for (size_t b = 0; b < buckets_.size(); ++b) {
-    const Tensor mean = flat_[b] * scale;
-    const GradientBucket& bucket = buckets_[b];
-    for (size_t slot = 0; slot < bucket.params.size(); ++slot) {
-      const Tensor& p = params_[bucket.params[slot]];
-      if (ready_[bucket.params[slot]]) p.set_grad(mean.narrow(0, bucket.offsets[slot], p.numel()).view(p.shape()).clone());
-    }
-  }
+  std::vector<Tensor> means;
+  for (const Tensor& flat : flat_) means.push_back(flat * scale);
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (ready_[i]) params_[i].set_grad(slot_of(i, means[bucket_of_[i]]).clone());
+}
+
+Tensor GradientReducer::slot_of(size_t index, const Tensor& flat) const {
+  return flat.narrow(0, offset_of_[index], params_[index].numel()).view(params_[index].shape());
+}
+
+std::unique_ptr<GradientReducer> reducer_for_ranks(Communicator* comm, std::vector<Tensor> params) {
+  if (comm == nullptr || comm->world_size() == 1) return nullptr;
+  return std::make_unique<GradientReducer>(*comm, std::move(params));
 }
 
 }  // namespace stgs::dist

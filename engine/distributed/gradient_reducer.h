@@ -1,6 +1,6 @@
 // Data-parallel gradient averaging in buckets that start while the backward is still running (PyTorch DDP's
 // reducer, performance_anchors.md section 5).
-// defines: GradientBucket, plan_buckets, GradientReducer
+// defines: GradientBucket, plan_buckets, GradientReducer, reducer_for_ranks
 //
 // Parameters are taken in reverse registration order (the order a backward tends to finish them: the last
 // layers first) and cut into buckets of at most `cap_bytes` (one parameter larger than that is a bucket of its
@@ -58,17 +58,23 @@ class GradientReducer {
 
  private:
   void start_ready_buckets();
+  // Parameter index's part of a bucket-sized flat tensor, in the parameter's shape.
+  Tensor slot_of(size_t index, const Tensor& flat) const;
 
   Communicator& comm_;
   std::vector<Tensor> params_;
   std::vector<GradientBucket> buckets_;
   std::vector<Tensor> flat_;            // per bucket: (numel) in the parameters' dtype and device
   std::vector<size_t> bucket_of_;       // per parameter
+  std::vector<int64_t> offset_of_;      // per parameter: its first element in its bucket's flat buffer
   std::vector<bool> ready_;             // per parameter, this step
   std::vector<size_t> ready_count_;     // per bucket, this step
   size_t next_bucket_ = 0;              // buckets [0, next_bucket_) are all-reduced or under way
   bool active_ = false;                 // between prepare() and finish()
   std::shared_ptr<GradientReducer*> self_;  // the hooks hold a weak_ptr: they outlive the reducer harmlessly
 };
+
+// A reducer over `params` when comm has several ranks; null for a single process (comm null or of one rank).
+std::unique_ptr<GradientReducer> reducer_for_ranks(Communicator* comm, std::vector<Tensor> params);
 
 }  // namespace stgs::dist

@@ -17,6 +17,7 @@
 #include "engine/cuda/runtime.h"
 #include "engine/distributed/nccl_communicator.h"
 #include "engine/distributed/watchdog.h"
+#include "engine/io/atomic_file.h"
 #include "kernels/check.h"
 #include "kernels/cuda/check.cuh"
 
@@ -30,10 +31,6 @@ namespace stgs::dist {
 namespace {
 
 using UniqueId = std::array<char, NCCL_UNIQUE_ID_BYTES>;
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 ncclDataType_t nccl_type(DType dtype) {
   switch (dtype) {
@@ -63,15 +60,13 @@ UniqueId shared_unique_id(const LaunchEnv& env, Communicator* bootstrap) {
   STGS_CHECK(path != nullptr && *path != '\0', "rank ", env.rank, " of ", env.world_size,
              ": NCCL needs its unique id shared; run under mpirun/srun (MPI build) or set STGS_NCCL_ID_FILE to a "
              "fresh path every rank sees");
-  if (env.rank == 0) {
-    const std::string tmp = std::string(path) + ".tmp";
-    std::ofstream(tmp, std::ios::binary).write(id.data(), std::streamsize(id.size()));
-    std::filesystem::rename(tmp, path);  // atomic: the others never read half an id
+  if (env.rank == 0) {  // atomically: the others never read half an id
+    write_file_atomically(path, std::string(id.data(), id.size()), "NCCL id file");
     return id;
   }
-  const double deadline = now_seconds() + collective_timeout_seconds();
+  const double deadline = steady_seconds() + collective_timeout_seconds();
   while (!std::filesystem::exists(path)) {
-    STGS_CHECK(now_seconds() < deadline, "rank ", env.rank, ": rank 0 did not write the NCCL id to ", path);
+    STGS_CHECK(steady_seconds() < deadline, "rank ", env.rank, ": rank 0 did not write the NCCL id to ", path);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   std::ifstream in(path, std::ios::binary);
@@ -206,7 +201,7 @@ class NcclCommunicator final : public Communicator {
     NCCL_CHECK(ncclGroupEnd());
     CUDA_CHECK(cudaEventRecord(done_, stream_));
     if (compute_waits) CUDA_CHECK(cudaStreamWaitEvent(compute, done_, 0));
-    pending_since_.store(now_seconds());
+    pending_since_.store(steady_seconds());
   }
 
   void check_async_error() {
@@ -226,7 +221,7 @@ class NcclCommunicator final : public Communicator {
       const bool pending = since > 0 && cudaEventQuery(done_) == cudaErrorNotReady;
       // Cleared only if no newer collective was queued meanwhile (its start time stays).
       if (!pending && since > 0) pending_since_.compare_exchange_strong(since, 0.0);
-      const double waited = pending ? now_seconds() - since : 0;
+      const double waited = pending ? steady_seconds() - since : 0;
       if (async == ncclSuccess && waited < timeout_) continue;
       if (async != ncclSuccess)
         std::fprintf(stderr, "stgs: rank %d: NCCL error: %s (another rank died, or the network failed). ", rank_,

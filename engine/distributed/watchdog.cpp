@@ -7,13 +7,10 @@
 #include "kernels/check.h"
 
 namespace stgs::dist {
-namespace {
 
-double now_seconds() {
+double steady_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
-
-}  // namespace
 
 double collective_timeout_seconds() {
   const char* v = std::getenv("STGS_DIST_TIMEOUT");
@@ -37,7 +34,7 @@ CollectiveWatchdog::~CollectiveWatchdog() {
 }
 
 CollectiveWatchdog::Guard::Guard(CollectiveWatchdog& w, const char* call) : w_(w) {
-  w_.since_.store(now_seconds());
+  w_.since_.store(steady_seconds());
   w_.call_.store(call);
 }
 
@@ -49,7 +46,7 @@ void CollectiveWatchdog::watch() {
   while (!stop_cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stop_; })) {
     const char* call = call_.load();
     if (call == nullptr) continue;
-    const double waited = now_seconds() - since_.load();
+    const double waited = steady_seconds() - since_.load();
     if (waited < timeout_) continue;
     std::fprintf(stderr,
                  "stgs: rank %d: %s has waited %.0f s for the other ranks (one of them died or hangs; the limit is "

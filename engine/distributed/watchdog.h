@@ -1,7 +1,7 @@
 // Ends the process when a collective waits too long: a rank that died or hangs would otherwise keep every
 // other rank blocked forever. The message names the call, the rank and the time waited; the exit (status
 // kCollectiveTimeoutExit, without finalising the library) makes mpirun or srun stop the remaining ranks.
-// defines: CollectiveWatchdog, collective_timeout_seconds, kCollectiveTimeoutExit
+// defines: CollectiveWatchdog, collective_timeout_seconds, steady_seconds, kCollectiveTimeoutExit
 #pragma once
 
 #include <atomic>
@@ -17,6 +17,9 @@ constexpr int kCollectiveTimeoutExit = 124;
 // STGS_DIST_TIMEOUT (seconds, > 0) or 600: long enough for rank 0 to write a checkpoint and plots while the
 // others wait at the next collective.
 double collective_timeout_seconds();
+
+// Seconds on the steady clock (the deadlines and waiting times of the collectives).
+double steady_seconds();
 
 class CollectiveWatchdog {
  public:

@@ -1,6 +1,6 @@
 // CPU reference: conv2d by im2col + OpenBLAS GEMM, with the batch folded into the GEMM's N dimension.
 //
-// Chunks. The batch is walked in chunks of nc images (images_per_chunk). im2col lays a chunk's columns side
+// Chunks. The batch is walked in chunks of nc images (cols_chunk_images). im2col lays a chunk's columns side
 // by side, cols: (C_in * kH * kW, nc * HWo) with image n's column p at n * HWo + p, so each group's product
 // is one GEMM with N = nc * HWo rather than nc GEMMs with N = HWo. Late ResNet layers need this: at 7x7
 // the per-image product (512 x 49) @ K = 4608 leaves OpenBLAS's 2-thread split half idle, the folded
@@ -14,14 +14,13 @@
 // on the geometry and the weight gradient accumulates chunk by chunk in batch order (GEMM with beta = 1), so
 // results are deterministic for a given thread count.
 //
-// Scratch (cols and the folded activations) lives in a per-thread buffer that only grows: a fresh
-// multi-megabyte std::vector per call would page-fault and zero its memory every time.
+// Scratch (cols and the folded activations) lives in a per-thread buffer that only grows (kernels/cpu/scratch.h).
 #include "kernels/conv.h"
 
 #include <algorithm>
-#include <memory>
 #include <type_traits>
 
+#include "kernels/cpu/scratch.h"
 #include "kernels/gemm.h"
 #include "kernels/winograd.h"
 
@@ -45,26 +44,9 @@ void valid_range(int64_t n, int64_t n_out, int64_t stride, int64_t pad, int64_t 
   *hi = std::clamp<int64_t>(ceil_div(n + pad - offset, stride), *lo, n_out);
 }
 
-// Images per chunk: as many as fit kColsBudgetBytes (at least 1), evened out over the chunks so the last
-// one is not a sliver: N = 8 with room for 5 gives chunks of 4, 4 rather than 5, 3.
-int64_t images_per_chunk(const ConvGeometry& g, int64_t elem_bytes) {
-  const int64_t per_image = std::max<int64_t>(1, g.C_in * g.kk() * g.hw_out() * elem_bytes);
-  const int64_t fit = std::clamp<int64_t>(kColsBudgetBytes / per_image, 1, std::max<int64_t>(g.N, 1));
-  const int64_t chunks = ceil_div(g.N, fit);
-  return chunks == 0 ? 1 : ceil_div(g.N, chunks);
-}
-
-// Grow-only per-thread scratch of n elements of T (contents undefined).
-template <class T>
-T* scratch(size_t n) {
-  thread_local std::unique_ptr<T[]> buf;
-  thread_local size_t capacity = 0;
-  if (n > capacity) {
-    buf.reset();  // free the old block before taking the larger one
-    buf.reset(new T[n]);
-    capacity = n;
-  }
-  return buf.get();
+// Images per chunk: as many as keep their cols within kColsBudgetBytes (images_per_chunk).
+int64_t cols_chunk_images(const ConvGeometry& g, int64_t elem_bytes) {
+  return images_per_chunk(g.N, g.C_in * g.kk() * g.hw_out() * elem_bytes, kColsBudgetBytes);
 }
 
 // One im2col row: out (H_out * W_out) <- tap (i, j) of one image plane (H, W), zero in the padding.
@@ -211,11 +193,11 @@ void col2im(T* im, const T* cols, int64_t C, int64_t H, int64_t W, int64_t kH, i
 template <class T>
 void conv2d_fwd(T* y, const T* x, const T* w, const T* bias, const ConvGeometry& g) {
   if constexpr (std::is_same_v<T, float>)
-    if (winograd_applies(g)) return conv2d_fwd_winograd(y, x, w, bias, g);
+    if (const int m = winograd_tile(g)) return conv2d_fwd_winograd(y, x, w, bias, g, m);
   const int64_t K = g.cin_g() * g.kk(), HWo = g.hw_out(), Mg = g.cout_g();
-  const int64_t nb = images_per_chunk(g, sizeof(T));
+  const int64_t nb = cols_chunk_images(g, sizeof(T));
   // Scratch: cols (C_in * kk, nb * HWo), then the folded output (C_out, nb * HWo).
-  T* cols_buf = scratch<T>(size_t((g.C_in * g.kk() + g.C_out) * nb * HWo));
+  T* cols_buf = thread_scratch<T>(size_t((g.C_in * g.kk() + g.C_out) * nb * HWo));
   T* out_buf = cols_buf + g.C_in * g.kk() * nb * HWo;
   for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
     const int64_t nc = std::min(nb, g.N - n0), ld = nc * HWo;
@@ -241,11 +223,11 @@ void conv2d_fwd(T* y, const T* x, const T* w, const T* bias, const ConvGeometry&
 template <class T>
 void conv2d_bwd_data(T* dx, const T* dy, const T* w, const ConvGeometry& g) {
   if constexpr (std::is_same_v<T, float>)
-    if (winograd_applies(g)) return conv2d_bwd_data_winograd(dx, dy, w, g);
+    if (const int m = winograd_tile(g)) return conv2d_bwd_data_winograd(dx, dy, w, g, m);
   const int64_t K = g.cin_g() * g.kk(), HWo = g.hw_out(), Mg = g.cout_g();
-  const int64_t nb = images_per_chunk(g, sizeof(T));
+  const int64_t nb = cols_chunk_images(g, sizeof(T));
   // Scratch: dcols (C_in * kk, nb * HWo), then the folded dy (C_out, nb * HWo).
-  T* dcols_buf = scratch<T>(size_t((g.C_in * g.kk() + g.C_out) * nb * HWo));
+  T* dcols_buf = thread_scratch<T>(size_t((g.C_in * g.kk() + g.C_out) * nb * HWo));
   T* dy_buf = dcols_buf + g.C_in * g.kk() * nb * HWo;
   for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
     const int64_t nc = std::min(nb, g.N - n0), ld = nc * HWo;
@@ -268,15 +250,15 @@ void conv2d_bwd_data(T* dx, const T* dy, const T* w, const ConvGeometry& g) {
 template <class T>
 void conv2d_bwd_weight(T* dw, const T* dy, const T* x, const ConvGeometry& g) {
   if constexpr (std::is_same_v<T, float>)
-    if (winograd_applies(g)) return conv2d_bwd_weight_winograd(dw, dy, x, g);
+    if (const int m = winograd_tile(g)) return conv2d_bwd_weight_winograd(dw, dy, x, g, m);
   const int64_t K = g.cin_g() * g.kk(), HWo = g.hw_out(), Mg = g.cout_g();
   if (g.N == 0) {
     std::fill(dw, dw + g.C_out * K, T(0));
     return;
   }
-  const int64_t nb = images_per_chunk(g, sizeof(T));
+  const int64_t nb = cols_chunk_images(g, sizeof(T));
   // Scratch: cols (C_in * kk, nb * HWo), then the folded dy (C_out, nb * HWo).
-  T* cols_buf = scratch<T>(size_t((g.C_in * g.kk() + g.C_out) * nb * HWo));
+  T* cols_buf = thread_scratch<T>(size_t((g.C_in * g.kk() + g.C_out) * nb * HWo));
   T* dy_buf = cols_buf + g.C_in * g.kk() * nb * HWo;
   for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
     const int64_t nc = std::min(nb, g.N - n0), ld = nc * HWo;

@@ -173,15 +173,10 @@ void window_max(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, in
         }
       }
       for (int64_t ow = 0; ow < Wo; ++ow) {
-        const Rect r{rows.h0, rows.h1, col_lo[size_t(ow)], col_hi[size_t(ow)]};
-        if (r.w0 >= r.w1) {
-          yp[oh * Wo + ow] = -std::numeric_limits<T>::infinity();
-          ap[oh * Wo + ow] = rows.h0 * W + r.w0;
-          continue;
-        }
-        T m = cm[r.w0];
-        int64_t mh = cr[r.w0], mw = r.w0;
-        for (int64_t w = r.w0 + 1; w < r.w1; ++w) {
+        // From -inf at the window's first element, as rect_max starts (an empty window keeps both).
+        T m = -std::numeric_limits<T>::infinity();
+        int64_t mh = rows.h0, mw = col_lo[size_t(ow)];
+        for (int64_t w = col_lo[size_t(ow)]; w < col_hi[size_t(ow)]; ++w) {
           const T v = cm[w];
           const bool take = std::isnan(m) ? std::isnan(v) && cr[w] < mh
                                           : std::isnan(v) || v > m || (v == m && cr[w] < mh);

@@ -24,10 +24,11 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/check.h"
+#include "kernels/cpu/scratch.h"
 #include "kernels/gemm.h"
 
 namespace stgs::kernels::cpu {
@@ -85,19 +86,6 @@ inline void apply(Mat mat, In in, Out out) {
     }
     out(r, acc);
   }
-}
-
-// Grow-only per-thread scratch of n elements of T (contents undefined); each Slot is a buffer of its own.
-template <class T, int Slot>
-T* scratch(size_t n) {
-  thread_local std::unique_ptr<T[]> buf;
-  thread_local size_t capacity = 0;
-  if (n > capacity) {
-    buf.reset();
-    buf.reset(new T[n]);
-    capacity = n;
-  }
-  return buf.get();
 }
 
 // U: (n*n, K, C) <- the filters. Forward (flipped false): w is (K, C, 3, 3) and U[xi][k][c] = G w[k][c] G^T.
@@ -274,13 +262,10 @@ void transform_output_grad_plane(T* dM, int64_t xi_stride, const T* dy, const Ti
   }
 }
 
-// Images per chunk: as many as keep a chunk's n*n x (C + K) x tiles matrices within kChunkBudgetBytes (at
-// least 1), evened out over the chunks.
-int64_t images_per_chunk(int64_t taps, int64_t N, int64_t C, int64_t K, int64_t tiles, int64_t elem_bytes) {
-  const int64_t per_image = std::max<int64_t>(1, taps * (C + K) * tiles * elem_bytes);
-  const int64_t fit = std::clamp<int64_t>(kChunkBudgetBytes / per_image, 1, std::max<int64_t>(N, 1));
-  const int64_t chunks = (N + fit - 1) / fit;
-  return chunks == 0 ? 1 : (N + chunks - 1) / chunks;
+// Images per chunk: as many as keep a chunk's taps x (C + K) x tiles matrices (V and M) within
+// kChunkBudgetBytes (images_per_chunk).
+int64_t tile_chunk_images(int64_t taps, int64_t N, int64_t C, int64_t K, int64_t tiles, int64_t elem_bytes) {
+  return images_per_chunk(N, taps * (C + K) * tiles * elem_bytes, kChunkBudgetBytes);
 }
 
 // V: (n*n, C, ld) <- the tiles of images [n0, n0 + nc) of x: (N, C, H, W), image n's at column n * tiles.
@@ -304,8 +289,8 @@ void transform_input_chunk(T* V, int64_t ld, const T* x, int64_t n0, int64_t nc,
 template <int Mt, class T>
 void winograd_conv(T* y, const T* x, const T* U, const T* bias, int64_t N, int64_t C, int64_t K, const Tiling& t) {
   constexpr int64_t taps = Minimal<Mt>::n * Minimal<Mt>::n;
-  const int64_t tiles = t.tiles(), nb = images_per_chunk(taps, N, C, K, tiles, sizeof(T));
-  T* V = scratch<T, 1>(size_t(taps * (C + K) * nb * tiles));
+  const int64_t tiles = t.tiles(), nb = tile_chunk_images(taps, N, C, K, tiles, sizeof(T));
+  T* V = thread_scratch<T, 1>(size_t(taps * (C + K) * nb * tiles));
   T* M = V + taps * C * nb * tiles;
   const int64_t out_plane = t.H_out * t.W_out;
   for (int64_t n0 = 0; n0 < N; n0 += nb) {
@@ -331,16 +316,15 @@ bool supported(const ConvGeometry& g) {
          g.groups == 1 && g.pad_h <= 2 && g.pad_w <= 2 && g.H_out >= 1 && g.W_out >= 1;
 }
 
-template <class T>
-void fwd(int m, T* y, const T* x, const T* w, const T* bias, const ConvGeometry& g) {
-  T* U = scratch<T, 0>(size_t((m + 2) * (m + 2) * g.C_out * g.C_in));
-  if (m == 4) {
-    transform_filters<4>(U, w, g.C_out, g.C_in, /*flipped=*/false);
-    winograd_conv<4>(y, x, U, bias, g.N, g.C_in, g.C_out, tiling(4, g.H, g.W, g.pad_h, g.pad_w));
-  } else {
-    transform_filters<2>(U, w, g.C_out, g.C_in, /*flipped=*/false);
-    winograd_conv<2>(y, x, U, bias, g.N, g.C_in, g.C_out, tiling(2, g.H, g.W, g.pad_h, g.pad_w));
-  }
+// y: (N, K, H + 2 pad_h - 2, W + 2 pad_w - 2) = the convolution of x: (N, C, H, W) by the filters w (flipped:
+// see transform_filters), plus bias (may be null), in tiles of Mt.
+template <int Mt, class T>
+void convolve(T* y, const T* x, const T* w, const T* bias, int64_t N, int64_t C, int64_t K, int64_t H, int64_t W,
+              int64_t pad_h, int64_t pad_w, bool flipped) {
+  constexpr int64_t taps = Minimal<Mt>::n * Minimal<Mt>::n;
+  T* U = thread_scratch<T, 0>(size_t(taps * K * C));
+  transform_filters<Mt>(U, w, K, C, flipped);
+  winograd_conv<Mt>(y, x, U, bias, N, C, K, tiling(Mt, H, W, pad_h, pad_w));
 }
 
 template <int Mt, class T>
@@ -348,9 +332,9 @@ void bwd_weight(T* dw, const T* dy, const T* x, const ConvGeometry& g) {
   constexpr int64_t taps = Minimal<Mt>::n * Minimal<Mt>::n;
   const int64_t C = g.C_in, K = g.C_out;
   const Tiling t = tiling(Mt, g.H, g.W, g.pad_h, g.pad_w);
-  const int64_t tiles = t.tiles(), nb = images_per_chunk(taps, g.N, C, K, tiles, sizeof(T));
-  T* dU = scratch<T, 0>(size_t(taps * K * C));
-  T* V = scratch<T, 1>(size_t(taps * (C + K) * nb * tiles));
+  const int64_t tiles = t.tiles(), nb = tile_chunk_images(taps, g.N, C, K, tiles, sizeof(T));
+  T* dU = thread_scratch<T, 0>(size_t(taps * K * C));
+  T* V = thread_scratch<T, 1>(size_t(taps * (C + K) * nb * tiles));
   T* dM = V + taps * C * nb * tiles;
   if (g.N == 0) std::fill(dU, dU + taps * K * C, T(0));
   for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
@@ -372,10 +356,17 @@ void bwd_weight(T* dw, const T* dy, const T* x, const ConvGeometry& g) {
   transform_filter_grads<Mt>(dw, dU, K, C);
 }
 
-}  // namespace
+// The tile size as a compile-time constant: f(std::integral_constant<int, 4>) or f(... 2).
+template <class F>
+void with_tile(int m, F f) {
+  if (m == 4)
+    f(std::integral_constant<int, 4>{});
+  else
+    f(std::integral_constant<int, 2>{});
+}
 
-namespace {
 std::atomic<int> g_winograd{-1};  // -1: not yet read from the environment
+
 }  // namespace
 
 bool winograd_enabled() {
@@ -402,13 +393,12 @@ int winograd_tile(const ConvGeometry& g) {
     };
     return std::max(over(g.H_out, g.W_out), over(g.H, g.W));
   };
-  const int64_t tiles4 = ((g.H_out + 3) / 4) * ((g.W_out + 3) / 4);
-  if (waste(4) <= 1.25 && g.N * tiles4 >= kMinTilesF4) return 4;
+  if (waste(4) <= 1.25 && g.N * tiling(4, g.H, g.W, g.pad_h, g.pad_w).tiles() >= kMinTilesF4) return 4;
   if (waste(2) <= 1.25) return 2;
   return 0;
 }
 
-bool winograd_applies(const ConvGeometry& g) { return winograd_tile(g) != 0; }
+namespace {
 
 // The tile size to run: m if given (2 or 4), else winograd_tile's choice, 2 where that is 0.
 int checked_tile(const ConvGeometry& g, int m) {
@@ -419,33 +409,26 @@ int checked_tile(const ConvGeometry& g, int m) {
   return m != 0 ? m : std::max(2, winograd_tile(g));
 }
 
+}  // namespace
+
 template <class T>
 void conv2d_fwd_winograd(T* y, const T* x, const T* w, const T* bias, const ConvGeometry& g, int m) {
-  fwd(checked_tile(g, m), y, x, w, bias, g);
+  with_tile(checked_tile(g, m), [&](auto tile) {
+    convolve<tile()>(y, x, w, bias, g.N, g.C_in, g.C_out, g.H, g.W, g.pad_h, g.pad_w, /*flipped=*/false);
+  });
 }
 
 template <class T>
 void conv2d_bwd_data_winograd(T* dx, const T* dy, const T* w, const ConvGeometry& g, int m) {
-  m = checked_tile(g, m);
-  T* U = scratch<T, 0>(size_t((m + 2) * (m + 2) * g.C_out * g.C_in));
-  if (m == 4) {
-    transform_filters<4>(U, w, g.C_in, g.C_out, /*flipped=*/true);
-    winograd_conv<4>(dx, dy, U, static_cast<const T*>(nullptr), g.N, g.C_out, g.C_in,
-                     tiling(4, g.H_out, g.W_out, 2 - g.pad_h, 2 - g.pad_w));
-  } else {
-    transform_filters<2>(U, w, g.C_in, g.C_out, /*flipped=*/true);
-    winograd_conv<2>(dx, dy, U, static_cast<const T*>(nullptr), g.N, g.C_out, g.C_in,
-                     tiling(2, g.H_out, g.W_out, 2 - g.pad_h, 2 - g.pad_w));
-  }
+  with_tile(checked_tile(g, m), [&](auto tile) {
+    convolve<tile()>(dx, dy, w, static_cast<const T*>(nullptr), g.N, g.C_out, g.C_in, g.H_out, g.W_out,
+                     2 - g.pad_h, 2 - g.pad_w, /*flipped=*/true);
+  });
 }
 
 template <class T>
 void conv2d_bwd_weight_winograd(T* dw, const T* dy, const T* x, const ConvGeometry& g, int m) {
-  m = checked_tile(g, m);
-  if (m == 4)
-    bwd_weight<4>(dw, dy, x, g);
-  else
-    bwd_weight<2>(dw, dy, x, g);
+  with_tile(checked_tile(g, m), [&](auto tile) { bwd_weight<tile()>(dw, dy, x, g); });
 }
 
 #define STGS_INSTANTIATE(T)                                                                               \

@@ -141,35 +141,47 @@ Candidate candidate_of(const Perf& p) {
   return {int(p.algo), p.status, p.determinism, p.mathType};
 }
 
-std::vector<Candidate> heuristics(cudnnHandle_t h, Direction d, const Plan& p) {
-  int max_count = 0, count = 0;
-  std::vector<Candidate> out;
+// The most candidates a direction has (cudnnGet*AlgorithmMaxCount).
+int max_algorithms(cudnnHandle_t h, Direction d) {
+  int n = 0;
   switch (d) {
-    case Direction::Fwd: {
-      CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
-      std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<size_t>(max_count));
-      CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p.x, p.w, p.conv, p.y, max_count, &count, perf.data()));
-      for (int i = 0; i < count; ++i) out.push_back(candidate_of(perf[size_t(i)]));
-      break;
-    }
-    case Direction::BwdData: {
-      CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
-      std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(static_cast<size_t>(max_count));
-      CUDNN_CHECK(
-          cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w, p.y, p.conv, p.x, max_count, &count, perf.data()));
-      for (int i = 0; i < count; ++i) out.push_back(candidate_of(perf[size_t(i)]));
-      break;
-    }
-    case Direction::BwdFilter: {
-      CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
-      std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(static_cast<size_t>(max_count));
-      CUDNN_CHECK(
-          cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x, p.y, p.conv, p.w, max_count, &count, perf.data()));
-      for (int i = 0; i < count; ++i) out.push_back(candidate_of(perf[size_t(i)]));
-      break;
-    }
+    case Direction::Fwd: CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &n)); break;
+    case Direction::BwdData: CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &n)); break;
+    case Direction::BwdFilter: CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &n)); break;
   }
+  return n;
+}
+
+// The candidates a ranking call writes, in its order: query(&count, perf) fills up to max_count Perf records
+// (a cudnnGet*Algorithm_v7 or cudnnFind*AlgorithmEx call of one direction).
+template <class Perf, class Query>
+std::vector<Candidate> ranked_by(int max_count, Query query) {
+  std::vector<Perf> perf(static_cast<size_t>(max_count));
+  int count = 0;
+  query(&count, perf.data());
+  std::vector<Candidate> out;
+  for (int i = 0; i < count; ++i) out.push_back(candidate_of(perf[size_t(i)]));
   return out;
+}
+
+std::vector<Candidate> heuristics(cudnnHandle_t h, Direction d, const Plan& p) {
+  const int n = max_algorithms(h, d);
+  switch (d) {
+    case Direction::Fwd:
+      return ranked_by<cudnnConvolutionFwdAlgoPerf_t>(n, [&](int* count, cudnnConvolutionFwdAlgoPerf_t* perf) {
+        CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p.x, p.w, p.conv, p.y, n, count, perf));
+      });
+    case Direction::BwdData:
+      return ranked_by<cudnnConvolutionBwdDataAlgoPerf_t>(n, [&](int* count, cudnnConvolutionBwdDataAlgoPerf_t* perf) {
+        CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w, p.y, p.conv, p.x, n, count, perf));
+      });
+    case Direction::BwdFilter:
+      return ranked_by<cudnnConvolutionBwdFilterAlgoPerf_t>(n, [&](int* count,
+                                                                   cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
+        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x, p.y, p.conv, p.w, n, count, perf));
+      });
+  }
+  return {};
 }
 
 // Workspace bytes of `algo` under the descriptor's current math mode; false when cuDNN does not support
@@ -241,35 +253,29 @@ std::vector<Candidate> timed(cudnnHandle_t h, Direction d, Plan& p, const std::v
       break;
     }
   }
-  int max_count = 0, count = 0;
-  switch (d) {
-    case Direction::Fwd: CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count)); break;
-    case Direction::BwdData: CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count)); break;
-    case Direction::BwdFilter: CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count)); break;
-  }
+  const int n = max_algorithms(h, d);
+  void* const space = ws->get();
   std::vector<Candidate> out;
   switch (d) {
-    case Direction::Fwd: {
-      std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<size_t>(max_count));
-      CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, p.x, buf.a, p.w, buf.b, p.conv, p.y, buf.out, max_count,
-                                                         &count, perf.data(), ws->get(), want));
-      for (int i = 0; i < count; ++i) out.push_back(candidate_of(perf[size_t(i)]));
+    case Direction::Fwd:
+      out = ranked_by<cudnnConvolutionFwdAlgoPerf_t>(n, [&](int* count, cudnnConvolutionFwdAlgoPerf_t* perf) {
+        CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, p.x, buf.a, p.w, buf.b, p.conv, p.y, buf.out, n, count,
+                                                           perf, space, want));
+      });
       break;
-    }
-    case Direction::BwdData: {
-      std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(static_cast<size_t>(max_count));
-      CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, p.w, buf.a, p.y, buf.b, p.conv, p.x, buf.out,
-                                                              max_count, &count, perf.data(), ws->get(), want));
-      for (int i = 0; i < count; ++i) out.push_back(candidate_of(perf[size_t(i)]));
+    case Direction::BwdData:
+      out = ranked_by<cudnnConvolutionBwdDataAlgoPerf_t>(n, [&](int* count, cudnnConvolutionBwdDataAlgoPerf_t* perf) {
+        CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, p.w, buf.a, p.y, buf.b, p.conv, p.x, buf.out, n,
+                                                                count, perf, space, want));
+      });
       break;
-    }
-    case Direction::BwdFilter: {
-      std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(static_cast<size_t>(max_count));
-      CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, p.x, buf.a, p.y, buf.b, p.conv, p.w, buf.out,
-                                                                max_count, &count, perf.data(), ws->get(), want));
-      for (int i = 0; i < count; ++i) out.push_back(candidate_of(perf[size_t(i)]));
+    case Direction::BwdFilter:
+      out = ranked_by<cudnnConvolutionBwdFilterAlgoPerf_t>(n, [&](int* count,
+                                                                  cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
+        CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, p.x, buf.a, p.y, buf.b, p.conv, p.w, buf.out, n,
+                                                                  count, perf, space, want));
+      });
       break;
-    }
   }
   // The heuristics' candidates Find did not time (it skips those whose workspace did not fit) go last, so
   // the filters below still have them to fall back on.
