@@ -88,9 +88,10 @@ BENCH := $(BUILD)/stgs_bench
 all: $(STGS) $(TESTS) $(BENCH)
 lib: $(LIB)
 
-# GCC contracts a*b + c into an FMA by default in C++ when the target has one; the optimizer updates must
-# round each operation on its own, like their CUDA twins (kernels/cuda/optim.cu), so the two agree bitwise.
-$(BUILD)/obj/kernels/cpu/optim.cpp.o: CXXFLAGS += -ffp-contract=off
+# GCC contracts a*b + c into an FMA by default in C++ when the target has one (-std=c++20 does not stop it);
+# the optimizer updates, the random fills (lo + (hi - lo) * u) and the elementwise derivatives must round each
+# operation on its own, like their CUDA twins (kernels/cuda/{optim,random,elementwise}.cu), so the two agree bitwise.
+$(BUILD)/obj/kernels/cpu/optim.cpp.o $(BUILD)/obj/kernels/cpu/random.cpp.o $(BUILD)/obj/kernels/cpu/elementwise.cpp.o: CXXFLAGS += -ffp-contract=off
 
 $(BUILD)/obj/%.cpp.o: %.cpp
 	@mkdir -p $(dir $@)

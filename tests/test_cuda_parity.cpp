@@ -161,8 +161,9 @@ TEST_CASE("cuda parity: matmul", "[cuda]") {
 
 TEST_CASE("cuda parity: softmax family, cross-entropy, layer norm", "[cuda]") {
   // Rows of at most 1024 elements that are a multiple of 4 take the register-resident kernels.
+  // {3, 2052}: rows longer than 1024 and a multiple of 4, the block kernels with 16-byte loads.
   for (const Shape& s : std::vector<Shape>{{1, 1}, {7, 33}, {3, 1025}, {129, 10}, {2, 5, 7}, {5, 1024}, {33, 132},
-                                           {3, 4}}) {
+                                           {3, 4}, {3, 2052}}) {
     const Tensor x = normal(s, 500 + uint64_t(s.numel()));
     parity("softmax last " + s.str(), [](const V& v) { return softmax(v[0], -1); }, {x});
     parity("softmax first " + s.str(), [](const V& v) { return softmax(v[0], 0); }, {x});
@@ -175,8 +176,23 @@ TEST_CASE("cuda parity: softmax family, cross-entropy, layer norm", "[cuda]") {
   parity("cross_entropy none", [targets](const V& v) {
     return cross_entropy(v[0], targets.to(v[0].device()), Reduction::None);
   }, {normal({7, 7}, 511)});
+  // Wide rows: the block kernels with 16-byte loads (the (7, 7) cases take the warp, scalar ones).
+  parity("cross_entropy wide", [targets](const V& v) { return cross_entropy(v[0], targets.to(v[0].device())); },
+         {normal({7, 2052}, 512)});
+  // F64 takes its own instantiations (2-element packs, 16 slots per lane in the register kernels).
+  const Tolerance f64{1e-10, 1e-10};
+  for (const Shape& s : std::vector<Shape>{{5, 1024}, {3, 1026}}) {
+    const Tensor x = normal(s, 530 + uint64_t(s.numel()), DType::F64);
+    parity("softmax F64 " + s.str(), [](const V& v) { return softmax(v[0], -1); }, {x}, true, f64);
+    parity("log_softmax F64 " + s.str(), [](const V& v) { return log_softmax(v[0], -1); }, {x}, true, f64);
+    const Shape norm{s.back()};
+    parity("layer_norm F64 " + s.str(), [norm](const V& v) { return layer_norm(v[0], norm, v[1], v[2]); },
+           {x, normal(norm, 531, DType::F64), normal(norm, 532, DType::F64)}, true, f64);
+  }
+  parity("cross_entropy F64", [targets](const V& v) { return cross_entropy(v[0], targets.to(v[0].device())); },
+         {normal({7, 7}, 533, DType::F64)}, true, f64);
   for (const Shape& s : std::vector<Shape>{{1, 1}, {7, 33}, {3, 1025}, {600, 65}, {2, 4, 129}, {9, 1024}, {17, 256},
-                                           {5, 4}}) {
+                                           {5, 4}, {3, 2052}}) {
     const Shape norm{s.back()};
     parity("layer_norm " + s.str(), [norm](const V& v) { return layer_norm(v[0], norm, v[1], v[2]); },
            {normal(s, 520), normal(norm, 521), normal(norm, 522)}, true, {1e-4, 1e-4});
@@ -194,6 +210,12 @@ TEST_CASE("cuda parity: random fills and dropout draw the same numbers", "[cuda]
     const Tensor c = randn({n}, DType::F32, Device::cpu(), &g1);
     const Tensor d = randn({n}, DType::F32, Device::cuda(0), &g2);
     CHECK(compare("randn", c, d.to(Device::cpu()), {1e-5, 1e-5}).empty());
+    // A range other than (0, 1), where lo + (hi - lo) * u rounds the same only if neither side fuses it.
+    for (DType t : {DType::F32, DType::F64}) {
+      const Tensor e = rand({n}, t, Device::cpu(), &g1, -0.3, 0.7);
+      const Tensor f = rand({n}, t, Device::cuda(0), &g2, -0.3, 0.7);
+      CHECK(compare("rand range", e, f.to(Device::cpu()), {0, 0}).empty());
+    }
   }
   parity("dropout", [](const V& v) {
     Generator g(7);

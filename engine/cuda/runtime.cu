@@ -160,14 +160,17 @@ void copy(void* dst, Device dst_device, const void* src, Device src_device, size
                               : src_device.is_cpu() ? cudaMemcpyHostToDevice
                                                     : cudaMemcpyDeviceToDevice;
   cudaStream_t s = context(gpu.index).stream;
-  if (dst_device.is_cuda() && src_device.is_cuda() && dst_device.index != src_device.index) {
+  const bool between_gpus = dst_device.is_cuda() && src_device.is_cuda() && dst_device.index != src_device.index;
+  if (between_gpus) {
     // Between GPUs: order after the source's work, then copy on the destination's stream.
     CUDA_CHECK(cudaStreamSynchronize(context(src_device.index).stream));
     s = context(dst_device.index).stream;
   }
   CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, kind, s));
-  // Host memory involved: complete on return, so the host may read or free it at once.
-  if (kind != cudaMemcpyDeviceToDevice) CUDA_CHECK(cudaStreamSynchronize(s));
+  // Host memory involved: complete on return, so the host may read or free it at once. Between GPUs too:
+  // the source's stream knows nothing of this read, so a source block freed on return (a temporary) could
+  // be handed out again on that stream and overwritten while the copy still reads it.
+  if (kind != cudaMemcpyDeviceToDevice || between_gpus) CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
 void synchronize(int device) { CUDA_CHECK(cudaStreamSynchronize(context(device).stream)); }

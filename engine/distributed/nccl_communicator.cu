@@ -190,9 +190,13 @@ class NcclCommunicator final : public Communicator {
   template <class Call>
   void enqueue(const std::vector<Tensor>& tensors, const Call& call, bool compute_waits = true) {
     check_async_error();
-    for (const Tensor& t : tensors)
+    for (const Tensor& t : tensors) {
       STGS_CHECK(t.device() == device() && t.is_contiguous(), "NCCL collective on rank ", rank_, ": tensor ", t.str(),
                  " must be contiguous on ", device().str());
+      // An unsupported dtype throws here: thrown from `call` it would leave the NCCL group below open, and every
+      // later collective of this thread would queue in it and never launch.
+      nccl_type(t.dtype());
+    }
     cudaStream_t compute = cuda_rt::stream(device_);
     CUDA_CHECK(cudaEventRecord(ready_, compute));
     CUDA_CHECK(cudaStreamWaitEvent(stream_, ready_, 0));

@@ -277,11 +277,12 @@ std::vector<Candidate> timed(cudnnHandle_t h, Direction d, Plan& p, const std::v
       });
       break;
   }
-  // The heuristics' candidates Find did not time (it skips those whose workspace did not fit) go last, so
-  // the filters below still have them to fall back on.
+  // The heuristics' candidates Find did not time go last, so the filters below still have them to fall back
+  // on. Find lists the ones it could not run with a failure status (CUDNN_STATUS_ALLOC_FAILED when the
+  // halved workspace was too small, say), which the filters skip: those do not count as timed.
   for (const Candidate& c : ranked) {
     bool listed = false;
-    for (const Candidate& o : out) listed = listed || o.algo == c.algo;
+    for (const Candidate& o : out) listed = listed || (o.algo == c.algo && o.status == CUDNN_STATUS_SUCCESS);
     if (!listed) out.push_back(c);
   }
   return out;
@@ -383,13 +384,18 @@ template <class T>
 void conv2d_fwd(T* y, const T* x, const T* w, const T* bias, const ConvGeometry& g, ConvMath math, DnnHandle handle,
                 Stream stream) {
   if (g.N * g.C_out * g.hw_out() == 0) return;
-  const Direction d = Direction::Fwd;
-  CUDNN_CHECK(cudnnSetStream(handle, stream));
-  const Plan& p = plan_for(handle, d, data_type<T>(), math, g, stream, {x, w, y});
-  const Workspace ws(p.workspace, stream);
-  const T one = 1, zero = 0;
-  CUDNN_CHECK(cudnnConvolutionForward(handle, &one, p.x, x, p.w, w, p.conv, cudnnConvolutionFwdAlgo_t(p.algo),
-                                      require(ws, p, d, g), p.workspace, &zero, p.y, y));
+  if (g.C_in == 0) {
+    // Empty sums: y = 0 (+ bias), as on the CPU; cuDNN rejects a 0-channel descriptor (BAD_PARAM).
+    CUDA_CHECK(cudaMemsetAsync(y, 0, size_t(g.N * g.C_out * g.hw_out()) * sizeof(T), stream));
+  } else {
+    const Direction d = Direction::Fwd;
+    CUDNN_CHECK(cudnnSetStream(handle, stream));
+    const Plan& p = plan_for(handle, d, data_type<T>(), math, g, stream, {x, w, y});
+    const Workspace ws(p.workspace, stream);
+    const T one = 1, zero = 0;
+    CUDNN_CHECK(cudnnConvolutionForward(handle, &one, p.x, x, p.w, w, p.conv, cudnnConvolutionFwdAlgo_t(p.algo),
+                                        require(ws, p, d, g), p.workspace, &zero, p.y, y));
+  }
   if (bias != nullptr) {
     const int64_t rows = g.N * g.C_out;
     add_bias_kernel<T><<<row_blocks(rows), kThreads, 0, stream>>>(y, bias, rows, g.C_out, g.hw_out());

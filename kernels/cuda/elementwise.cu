@@ -30,8 +30,8 @@ __device__ __forceinline__ double d_abs(double v) { return ::fabs(v); }
 __device__ __forceinline__ float d_pow(float a, float b) { return ::powf(a, b); }
 __device__ __forceinline__ double d_pow(double a, double b) { return ::pow(a, b); }
 // A product rounded on its own: nvcc would contract `c - a * b` into an fma, which the CPU reference
-// (built with -std=c++20, where GCC does not contract) does not, and the results would differ in the
-// last bit.
+// (kernels/cpu/elementwise.cpp, built with -ffp-contract=off: see the Makefile) does not, and the results
+// would differ in the last bit.
 __device__ __forceinline__ float d_mul(float a, float b) { return __fmul_rn(a, b); }
 __device__ __forceinline__ double d_mul(double a, double b) { return __dmul_rn(a, b); }
 

@@ -36,6 +36,9 @@ void gemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T
                                           int(N), int(M), int(K), &alpha, B, type, int(ldb), stride_b, A, type,
                                           int(lda), stride_a, &beta, C, type, int(ldc), stride_c, int(batch), compute,
                                           CUBLAS_GEMM_DEFAULT));
+  // As CUDA_CHECK_LAUNCH does after the engine's own launches (not its cudaGetLastError: cuBLAS reports through
+  // its status): with STGS_SYNC_DEBUG=1 a fault in the cuBLAS kernel is reported here, not at a later launch.
+  if (sync_debug()) CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 template void gemm_batched<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t,

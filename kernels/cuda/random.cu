@@ -29,8 +29,8 @@ __device__ __forceinline__ T uniform_of(uint32_t bits) {
 }
 
 // mean + scale * v and lo + (hi - lo) * u with the product rounded on its own: nvcc contracts a * b + c
-// into one fma, the CPU reference (GCC, -std=c++20: no contraction) does not, and the draws would
-// differ in the last bit.
+// into one fma, the CPU reference (kernels/cpu/random.cpp, built with -ffp-contract=off: see the Makefile)
+// does not, and the draws would differ in the last bit.
 __device__ __forceinline__ float mul_add_rn(float a, float b, float c) { return __fadd_rn(__fmul_rn(a, b), c); }
 __device__ __forceinline__ double mul_add_rn(double a, double b, double c) { return __dadd_rn(__dmul_rn(a, b), c); }
 
