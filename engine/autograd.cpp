@@ -33,12 +33,21 @@ void attach(const char* name, const Tensor& out, std::vector<std::shared_ptr<Nod
   out.impl()->requires_grad = true;
 }
 
+// True when `g` is the only reference to its elements: its own impl and a storage of exactly its size that
+// nothing else holds (no other tensor, view, saved input or caller), and no graph of its own. A leaf may then
+// take it as its gradient without the copy (ResNet-34: 87 MB per training step).
+bool sole_owner(const Tensor& g) {
+  const TensorImpl& impl = *g.impl();
+  return g.impl().use_count() == 1 && impl.storage.use_count() == 1 && impl.offset == 0 && g.is_contiguous() &&
+         impl.storage->nbytes == size_t(g.numel()) * dtype_size(g.dtype()) && !impl.grad_fn && !impl.requires_grad;
+}
+
 void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
   STGS_CHECK(g.shape() == leaf.shape, "gradient of shape ", g.shape().str(), " for a leaf of shape ",
              leaf.shape.str());
   if (!leaf.grad.defined()) {
     // The leaf owns its gradient: never alias a tensor that the graph or the caller still holds.
-    leaf.grad = g.clone();
+    leaf.grad = sole_owner(g) ? g : g.clone();
   } else {
     Tensor sum = add(leaf.grad, g);
     leaf.grad = sum;

@@ -384,6 +384,43 @@ TEST_CASE("hooks on leaves and intermediates", "[autograd]") {
   CHECK_THROWS_WITH(sum(u * 2.0).backward(), Catch::Contains("hook") && Catch::Contains("F32"));
 }
 
+TEST_CASE("a leaf takes a gradient only the backward holds, and copies one held elsewhere", "[autograd]") {
+  // Only the backward holds the gradient a hook returns (it keeps just the address): taken without a copy.
+  const Tensor x = leaf({1, 2, 3}, Shape{3});
+  const void* returned = nullptr;
+  x.register_hook([&](const Tensor& g) {
+    Tensor doubled = g * 2.0;
+    returned = doubled.raw_data();
+    return doubled;
+  });
+  sum(x * 3.0).backward();
+  check_close(vals(x.grad()), {6, 6, 6});
+  CHECK(x.grad().raw_data() == returned);
+
+  // The same gradient to two leaves (add's backward): each leaf gets its own.
+  const Tensor a = leaf({1, 2, 3}, Shape{3}), b = leaf({4, 5, 6}, Shape{3});
+  (add(a, b) * 2.0).backward(from_vector<double>({1, 2, 3}, Shape{3}));
+  check_close(vals(a.grad()), {2, 4, 6});
+  check_close(vals(b.grad()), {2, 4, 6});
+  CHECK(a.grad().raw_data() != b.grad().raw_data());
+
+  // A gradient a hook keeps, or a seed the caller keeps, is copied.
+  const Tensor c = leaf({1, 2}, Shape{2});
+  Tensor kept;
+  c.register_hook([&](const Tensor& g) {
+    kept = g * 1.0;
+    return kept;
+  });
+  sum(c * 5.0).backward();
+  check_close(vals(c.grad()), {5, 5});
+  CHECK(c.grad().raw_data() != kept.raw_data());
+  const Tensor d = leaf({1, 2}, Shape{2});
+  const Tensor seed = from_vector<double>({7, 8}, Shape{2});
+  d.backward(seed);
+  check_close(vals(d.grad()), {7, 8});
+  CHECK(d.grad().raw_data() != seed.raw_data());
+}
+
 TEST_CASE("a hook registered on a leaf before use", "[autograd]") {
   Tensor x = zeros(Shape{3}, DType::F64);
   x.set_requires_grad(true);
