@@ -64,6 +64,8 @@ void im2col_row(T* out, const T* plane, int64_t i, int64_t j, const ConvGeometry
     std::fill(orow, orow + ow_lo, T(0));
     if (g.stride_w == 1) {
       std::copy(irow + ow_lo + iw0, irow + ow_hi + iw0, orow + ow_lo);
+    } else if (g.stride_w == 2) {  // a constant stride: shuffles instead of a scalar loop or gathers
+      for (int64_t ow = ow_lo; ow < ow_hi; ++ow) orow[ow] = irow[ow * 2 + iw0];
     } else {
       for (int64_t ow = ow_lo; ow < ow_hi; ++ow) orow[ow] = irow[ow * g.stride_w + iw0];
     }
