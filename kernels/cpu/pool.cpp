@@ -120,10 +120,9 @@ inline T max_or_nan(T a, T b) {
 template <int kStride, class T>
 void interior_row_max(T* y, const T* cm, int64_t lo, int64_t hi, int64_t stride, int64_t pw, int64_t kw) {
   const int64_t sw = kStride > 0 ? kStride : stride;
-  const T* c = cm - pw;
-  for (int64_t ow = lo; ow < hi; ++ow) y[ow] = c[ow * sw];
+  for (int64_t ow = lo; ow < hi; ++ow) y[ow] = cm[ow * sw - pw];
   for (int64_t t = 1; t < kw; ++t)  // the window's columns in order, each a loop over the outputs
-    for (int64_t ow = lo; ow < hi; ++ow) y[ow] = max_or_nan(y[ow], c[ow * sw + t]);
+    for (int64_t ow = lo; ow < hi; ++ow) y[ow] = max_or_nan(y[ow], cm[ow * sw - pw + t]);
 }
 
 template <class T>
@@ -278,7 +277,8 @@ void window_max(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, in
 template <class T>
 void max_pool2d_fwd(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, int64_t W, int64_t Ho,
                     int64_t Wo, PoolWindow win) {
-  STGS_CHECK(H <= std::numeric_limits<int32_t>::max(), "max_pool2d: ", H, " rows per plane (at most 2^31 - 1)");
+  STGS_CHECK(H <= std::numeric_limits<int32_t>::max() && W <= std::numeric_limits<int32_t>::max(), "max_pool2d: ",
+             H, "x", W, " planes (rows and columns each at most 2^31 - 1: the argmax keeps them as int32)");
   window_max(y, argmax, x, planes, H, W, Ho, Wo, win);
 }
 
