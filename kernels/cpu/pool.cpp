@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/check.h"
@@ -112,6 +113,18 @@ inline T max_or_nan(T a, T b) {
   return b > a || std::isnan(b) ? b : a;
 }
 
+// f(std::integral_constant<int, s>{}) with s the stride when it is 1 or 2 (a compile-time constant for the
+// loops below), else 0 (the stride read at run time).
+template <class F>
+void with_stride(int64_t stride, F f) {
+  if (stride == 1)
+    f(std::integral_constant<int, 1>{});
+  else if (stride == 2)
+    f(std::integral_constant<int, 2>{});
+  else
+    f(std::integral_constant<int, 0>{});
+}
+
 // One output row of window maxima without the argmax, from the row's column maxima cm: output ow takes
 // the best of cm[col_lo[ow], col_hi[ow]), from -inf as rect_max starts. Columns [interior_lo, interior_hi)
 // have whole windows, cm[ow sw - pw, + kw): there the loops over outputs vectorise (the stride a
@@ -134,12 +147,7 @@ void row_max(T* y, const T* cm, int64_t Wo, const int64_t* col_lo, const int64_t
     y[ow] = m;
   };
   for (int64_t ow = 0; ow < interior_lo; ++ow) edge(ow);
-  if (k.sw == 1)
-    interior_row_max<1>(y, cm, interior_lo, interior_hi, k.sw, k.pw, k.kw);
-  else if (k.sw == 2)
-    interior_row_max<2>(y, cm, interior_lo, interior_hi, k.sw, k.pw, k.kw);
-  else
-    interior_row_max<0>(y, cm, interior_lo, interior_hi, k.sw, k.pw, k.kw);
+  with_stride(k.sw, [&](auto s) { interior_row_max<s()>(y, cm, interior_lo, interior_hi, k.sw, k.pw, k.kw); });
   for (int64_t ow = interior_hi; ow < Wo; ++ow) edge(ow);
 }
 
@@ -196,12 +204,10 @@ void row_argmax(T* y, int64_t* arg, const T* cm, const int32_t* cr, int64_t W, i
   thread_local std::vector<int32_t> best;
   best.resize(size_t(2 * Wo));
   for (int64_t ow = 0; ow < interior_lo; ++ow) edge(ow);
-  if (k.sw == 1)
-    interior_row_argmax<1>(y, arg, cm, cr, W, interior_lo, interior_hi, k.sw, k.pw, k.kw, best.data(), best.data() + Wo);
-  else if (k.sw == 2)
-    interior_row_argmax<2>(y, arg, cm, cr, W, interior_lo, interior_hi, k.sw, k.pw, k.kw, best.data(), best.data() + Wo);
-  else
-    interior_row_argmax<0>(y, arg, cm, cr, W, interior_lo, interior_hi, k.sw, k.pw, k.kw, best.data(), best.data() + Wo);
+  with_stride(k.sw, [&](auto s) {
+    interior_row_argmax<s()>(y, arg, cm, cr, W, interior_lo, interior_hi, k.sw, k.pw, k.kw, best.data(),
+                             best.data() + Wo);
+  });
   for (int64_t ow = interior_hi; ow < Wo; ++ow) edge(ow);
 }
 
@@ -228,7 +234,8 @@ void window_max(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, in
   }
   // Output columns whose window lies wholly inside the row: [interior_lo, interior_hi).
   const int64_t interior_lo = std::min(Wo, (k.pw + k.sw - 1) / k.sw);
-  const int64_t interior_hi = std::max(interior_lo, std::min(Wo, W + k.pw - k.kw >= 0 ? (W + k.pw - k.kw) / k.sw + 1 : 0));
+  const int64_t last_inside = W + k.pw - k.kw;  // windows with ow * sw <= last_inside end inside the row
+  const int64_t interior_hi = std::max(interior_lo, std::min(Wo, last_inside >= 0 ? last_inside / k.sw + 1 : 0));
   for_each_plane(planes, Ho * Wo * k.kh * k.kw, [&](int64_t p) {
     thread_local std::vector<T> column_max;
     thread_local std::vector<int32_t> column_row;  // as wide as a float: the column pass vectorises
