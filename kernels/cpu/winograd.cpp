@@ -22,6 +22,14 @@
 // round of transforms writes and the GEMMs read) stay within kChunkBudgetBytes.
 // Threading: the transforms split over (image, channel) planes, the n * n GEMMs over the threads
 // (gemm_batched, one matrix per thread at a time); OpenBLAS itself stays single-threaded.
+// Order: each thread takes its planes channel-major, the chunk's images of one channel in a row. A plane's
+// tiles are a run of `tiles` columns in each of the n*n matrices, and the images of one channel are
+// consecutive runs, so in this order every matrix row of V (or M, dM) is written (read) front to back;
+// image-major, each plane wrote n*n short runs into rows that the next image of that channel finished only
+// C planes later. Input transform at 128ch 28x28 (batch 8): 1.26 -> 0.65 ms; output-gradient transform
+// 1.22 -> 0.69 ms. stgs_bench (old/new alternating, 3 runs, img/s): image infer 39.2/39.8/39.6 ->
+// 41.8/42.3/43.8, train 12.19/12.31/12.38 -> 13.44/13.45/13.73, audio infer 30.8/31.5/32.0 -> 32.7/33.5/33.5,
+// train 9.05/9.08/9.35 -> 10.26/9.79/10.05.
 #include "kernels/winograd.h"
 
 #include <algorithm>
@@ -301,8 +309,8 @@ void transform_input_chunk(T* V, int64_t ld, const T* x, int64_t n0, int64_t nc,
     const size_t rows = size_t(Minimal<Mt>::n * (Mt * t.tiles_w + 2));
     std::vector<T> row(rows + size_t(t.W));  // the tile row's B^T d, then a row of zeros
 #pragma omp for collapse(2) schedule(static)
-    for (int64_t n = 0; n < nc; ++n)
-      for (int64_t c = 0; c < C; ++c)
+    for (int64_t c = 0; c < C; ++c)  // channel-major: see the file comment
+      for (int64_t n = 0; n < nc; ++n)
         transform_input_plane<Mt>(V + c * ld + n * t.tiles(), C * ld, x + ((n0 + n) * C + c) * plane, t, row.data(),
                                   row.data() + rows);
   }
@@ -326,8 +334,8 @@ void winograd_conv(T* y, const T* x, const T* U, const T* bias, int64_t N, int64
     {
       std::vector<T> row(size_t((Minimal<Mt>::n + Mt) * Mt * t.tiles_w));
 #pragma omp for collapse(2) schedule(static)
-      for (int64_t n = 0; n < nc; ++n)
-        for (int64_t k = 0; k < K; ++k)
+      for (int64_t k = 0; k < K; ++k)  // channel-major: see the file comment
+        for (int64_t n = 0; n < nc; ++n)
           transform_output_plane<Mt>(y + ((n0 + n) * K + k) * out_plane, M + k * ld + n * tiles, K * ld,
                                      bias ? bias[k] : T(0), t, row.data());
     }
@@ -368,8 +376,8 @@ void bwd_weight(T* dw, const T* dy, const T* x, const ConvGeometry& g) {
     {
       std::vector<T> row(size_t((Mt + Minimal<Mt>::n) * Mt * t.tiles_w));
 #pragma omp for collapse(2) schedule(static)
-      for (int64_t n = 0; n < nc; ++n)
-        for (int64_t k = 0; k < K; ++k)
+      for (int64_t k = 0; k < K; ++k)  // channel-major: see the file comment
+        for (int64_t n = 0; n < nc; ++n)
           transform_output_grad_plane<Mt>(dM + k * ld + n * tiles, K * ld, dy + ((n0 + n) * K + k) * g.hw_out(), t,
                                           row.data());
     }
