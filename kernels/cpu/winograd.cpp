@@ -155,8 +155,14 @@ void transform_filters(T* U, const T* w, int64_t K, int64_t C, bool flipped) {
       for (int i = 0; i < n; ++i)
         apply<n, 3>([](int r, int c) { return W::G[r][c]; }, [&](int c) { return t[i][c]; },
                     [&](int r, const V& v) { u[i][r] = v; });
-      for (int i = 0; i < n; ++i)
-        for (int j = 0; j < n; ++j) std::copy(u[i][j].v, u[i][j].v + lanes, U + ((i * n + j) * K + k) * C + c0);
+      // A whole block's rows have a compile-time length (inline vector stores, not a memmove call each).
+      if (lanes == kLanes) {
+        for (int i = 0; i < n; ++i)
+          for (int j = 0; j < n; ++j) std::copy_n(u[i][j].v, kLanes, U + ((i * n + j) * K + k) * C + c0);
+      } else {
+        for (int i = 0; i < n; ++i)
+          for (int j = 0; j < n; ++j) std::copy_n(u[i][j].v, lanes, U + ((i * n + j) * K + k) * C + c0);
+      }
     }
   }
 }
