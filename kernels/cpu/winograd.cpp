@@ -182,7 +182,13 @@ void transform_filter_grads(T* dw, const T* dU, int64_t K, int64_t C) {
       const int64_t c0 = blk * kLanes, lanes = std::min<int64_t>(kLanes, C - c0);
       V u[n][n] = {};
       for (int q = 0; q < n; ++q)
-        for (int j = 0; j < n; ++j) std::copy_n(dU + ((q * n + j) * K + k) * C + c0, lanes, u[q][j].v);
+        for (int j = 0; j < n; ++j) {
+          const T* src = dU + ((q * n + j) * K + k) * C + c0;
+          if (lanes == kLanes)
+            std::copy_n(src, kLanes, u[q][j].v);  // a compile-time length: vector loads, no memmove call
+          else
+            std::copy_n(src, lanes, u[q][j].v);
+        }
       V t[3][n];  // G^T u
       for (int j = 0; j < n; ++j)
         apply<3, n>([](int r, int q) { return W::G[q][r]; }, [&](int q) { return u[q][j]; },
