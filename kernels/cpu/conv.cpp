@@ -21,6 +21,7 @@
 #include <type_traits>
 
 #include "kernels/cpu/scratch.h"
+#include "kernels/cpu/stride.h"
 #include "kernels/gemm.h"
 #include "kernels/winograd.h"
 
@@ -58,19 +59,16 @@ void im2col_row(T* out, const T* plane, int64_t i, int64_t j, const ConvGeometry
   valid_range(W, W_out, g.stride_w, g.pad_w, j * g.dil_w, &ow_lo, &ow_hi);
   std::fill(out, out + oh_lo * W_out, T(0));
   const int64_t iw0 = -g.pad_w + j * g.dil_w;
-  for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
-    T* orow = out + oh * W_out;
-    const T* irow = plane + (oh * g.stride_h - g.pad_h + i * g.dil_h) * W;
-    std::fill(orow, orow + ow_lo, T(0));
-    if (g.stride_w == 1) {
-      std::copy(irow + ow_lo + iw0, irow + ow_hi + iw0, orow + ow_lo);
-    } else if (g.stride_w == 2) {  // a constant stride: shuffles instead of a scalar loop or gathers
-      for (int64_t ow = ow_lo; ow < ow_hi; ++ow) orow[ow] = irow[ow * 2 + iw0];
-    } else {
-      for (int64_t ow = ow_lo; ow < ow_hi; ++ow) orow[ow] = irow[ow * g.stride_w + iw0];
+  with_stride(g.stride_w, [&](auto s) {
+    const int64_t sw = strided<s()>(g.stride_w);
+    for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
+      T* orow = out + oh * W_out;
+      const T* irow = plane + (oh * g.stride_h - g.pad_h + i * g.dil_h) * W;
+      std::fill(orow, orow + ow_lo, T(0));
+      for (int64_t ow = ow_lo; ow < ow_hi; ++ow) orow[ow] = irow[ow * sw + iw0];
+      std::fill(orow + ow_hi, orow + W_out, T(0));
     }
-    std::fill(orow + ow_hi, orow + W_out, T(0));
-  }
+  });
   std::fill(out + oh_hi * W_out, out + H_out * W_out, T(0));
 }
 
@@ -86,15 +84,14 @@ void col2im_plane(T* plane, const T* rows, int64_t ld, const ConvGeometry& g) {
       valid_range(g.H, g.H_out, g.stride_h, g.pad_h, i * g.dil_h, &oh_lo, &oh_hi);
       valid_range(W, W_out, g.stride_w, g.pad_w, j * g.dil_w, &ow_lo, &ow_hi);
       const int64_t iw0 = -g.pad_w + j * g.dil_w;
-      for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
-        T* irow = plane + (oh * g.stride_h - g.pad_h + i * g.dil_h) * W;
-        const T* crow = in + oh * W_out;
-        if (g.stride_w == 1) {
-          for (int64_t ow = ow_lo; ow < ow_hi; ++ow) irow[ow + iw0] += crow[ow];
-        } else {
-          for (int64_t ow = ow_lo; ow < ow_hi; ++ow) irow[ow * g.stride_w + iw0] += crow[ow];
+      with_stride(g.stride_w, [&](auto s) {
+        const int64_t sw = strided<s()>(g.stride_w);
+        for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
+          T* irow = plane + (oh * g.stride_h - g.pad_h + i * g.dil_h) * W;
+          const T* crow = in + oh * W_out;
+          for (int64_t ow = ow_lo; ow < ow_hi; ++ow) irow[ow * sw + iw0] += crow[ow];
         }
-      }
+      });
     }
   }
 }

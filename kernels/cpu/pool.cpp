@@ -6,10 +6,10 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <type_traits>
 #include <vector>
 
 #include "kernels/check.h"
+#include "kernels/cpu/stride.h"
 
 namespace stgs::kernels::cpu {
 namespace {
@@ -113,42 +113,45 @@ inline T max_or_nan(T a, T b) {
   return b > a || std::isnan(b) ? b : a;
 }
 
-// f(std::integral_constant<int, s>{}) with s the stride when it is 1 or 2 (a compile-time constant for the
-// loops below), else 0 (the stride read at run time).
-template <class F>
-void with_stride(int64_t stride, F f) {
-  if (stride == 1)
-    f(std::integral_constant<int, 1>{});
-  else if (stride == 2)
-    f(std::integral_constant<int, 2>{});
-  else
-    f(std::integral_constant<int, 0>{});
-}
+// The column side of every output row's windows, the same in each row and plane: output ow's clipped
+// column range [lo[ow], hi[ow]), and the outputs [interior_lo, interior_hi) whose windows lie wholly inside
+// the row, cm[ow sw - pw, + kw).
+struct ColumnWindows {
+  std::vector<int64_t> lo, hi;
+  int64_t interior_lo = 0, interior_hi = 0;
+
+  ColumnWindows(int64_t H, int64_t W, int64_t Wo, const PoolWindow& k) : lo(size_t(Wo)), hi(size_t(Wo)) {
+    for (int64_t ow = 0; ow < Wo; ++ow) {
+      const Rect r = window_rect(0, ow, H, W, k, nullptr);
+      lo[size_t(ow)] = r.w0;
+      hi[size_t(ow)] = r.w1;
+    }
+    interior_lo = std::min(Wo, (k.pw + k.sw - 1) / k.sw);
+    const int64_t last_inside = W + k.pw - k.kw;  // windows with ow * sw <= last_inside end inside the row
+    interior_hi = std::max(interior_lo, std::min(Wo, last_inside >= 0 ? last_inside / k.sw + 1 : 0));
+  }
+  int64_t outputs() const { return int64_t(lo.size()); }
+};
 
 // One output row of window maxima without the argmax, from the row's column maxima cm: output ow takes
-// the best of cm[col_lo[ow], col_hi[ow]), from -inf as rect_max starts. Columns [interior_lo, interior_hi)
-// have whole windows, cm[ow sw - pw, + kw): there the loops over outputs vectorise (the stride a
-// compile-time constant for 1 and 2, so the loads are shuffles, not gathers); starting from the window's
-// first value instead of -inf gives the same result.
-template <int kStride, class T>
-void interior_row_max(T* y, const T* cm, int64_t lo, int64_t hi, int64_t stride, int64_t pw, int64_t kw) {
-  const int64_t sw = kStride > 0 ? kStride : stride;
-  for (int64_t ow = lo; ow < hi; ++ow) y[ow] = cm[ow * sw - pw];
-  for (int64_t t = 1; t < kw; ++t)  // the window's columns in order, each a loop over the outputs
-    for (int64_t ow = lo; ow < hi; ++ow) y[ow] = max_or_nan(y[ow], cm[ow * sw - pw + t]);
-}
-
+// the best of cm[cols.lo[ow], cols.hi[ow]), from -inf as rect_max starts. On the interior outputs the loops
+// run over the outputs, one per column of the window in order (with_stride: the loads are shuffles, not
+// gathers), so they vectorise; starting from the window's first value instead of -inf gives the same result.
 template <class T>
-void row_max(T* y, const T* cm, int64_t Wo, const int64_t* col_lo, const int64_t* col_hi, int64_t interior_lo,
-             int64_t interior_hi, const PoolWindow& k) {
+void row_max(T* y, const T* cm, const ColumnWindows& cols, const PoolWindow& k) {
   auto edge = [&](int64_t ow) {
     T m = -std::numeric_limits<T>::infinity();
-    for (int64_t w = col_lo[ow]; w < col_hi[ow]; ++w) m = max_or_nan(m, cm[w]);
+    for (int64_t w = cols.lo[size_t(ow)]; w < cols.hi[size_t(ow)]; ++w) m = max_or_nan(m, cm[w]);
     y[ow] = m;
   };
-  for (int64_t ow = 0; ow < interior_lo; ++ow) edge(ow);
-  with_stride(k.sw, [&](auto s) { interior_row_max<s()>(y, cm, interior_lo, interior_hi, k.sw, k.pw, k.kw); });
-  for (int64_t ow = interior_hi; ow < Wo; ++ow) edge(ow);
+  for (int64_t ow = 0; ow < cols.interior_lo; ++ow) edge(ow);
+  with_stride(k.sw, [&](auto s) {
+    const int64_t sw = strided<s()>(k.sw), lo = cols.interior_lo, hi = cols.interior_hi;
+    for (int64_t ow = lo; ow < hi; ++ow) y[ow] = cm[ow * sw - k.pw];
+    for (int64_t t = 1; t < k.kw; ++t)
+      for (int64_t ow = lo; ow < hi; ++ow) y[ow] = max_or_nan(y[ow], cm[ow * sw - k.pw + t]);
+  });
+  for (int64_t ow = cols.interior_hi; ow < cols.outputs(); ++ow) edge(ow);
 }
 
 // Whether a column's best value v (first reached at row `row`) replaces the window's best so far, m at mrow:
@@ -160,39 +163,17 @@ inline bool takes(T v, int32_t row, T m, int32_t mrow) {
 }
 
 // row_max with the argmax: cr holds each column's row of its best value; arg gets the flat index row W + column.
-// The interior outputs go through the window's columns in order, each a loop over the outputs, like
-// interior_row_max, with the row and column of each output's best kept as int32 (so those loops vectorise).
-template <int kStride, class T>
-void interior_row_argmax(T* y, int64_t* arg, const T* cm, const int32_t* cr, int64_t W, int64_t lo, int64_t hi,
-                         int64_t stride, int64_t pw, int64_t kw, int32_t* best_row, int32_t* best_col) {
-  const int64_t sw = kStride > 0 ? kStride : stride;
-  for (int64_t ow = lo; ow < hi; ++ow) {
-    const int64_t c = ow * sw - pw;
-    y[ow] = cm[c];
-    best_row[ow] = cr[c];
-    best_col[ow] = int32_t(c);
-  }
-  for (int64_t t = 1; t < kw; ++t)
-    for (int64_t ow = lo; ow < hi; ++ow) {
-      const int64_t c = ow * sw - pw + t;
-      const bool take = takes(cm[c], cr[c], y[ow], best_row[ow]);
-      y[ow] = take ? cm[c] : y[ow];
-      best_row[ow] = take ? cr[c] : best_row[ow];
-      best_col[ow] = take ? int32_t(c) : best_col[ow];
-    }
-  for (int64_t ow = lo; ow < hi; ++ow) arg[ow] = int64_t(best_row[ow]) * W + best_col[ow];
-}
-
+// The interior loops are row_max's, with the row and column of each output's best kept as int32 in
+// best_row, best_col (one per output) so that they vectorise.
 template <class T>
-void row_argmax(T* y, int64_t* arg, const T* cm, const int32_t* cr, int64_t W, int64_t Wo, int64_t h0,
-                const int64_t* col_lo, const int64_t* col_hi, int64_t interior_lo, int64_t interior_hi,
-                const PoolWindow& k) {
+void row_argmax(T* y, int64_t* arg, const T* cm, const int32_t* cr, int64_t W, int64_t h0, const ColumnWindows& cols,
+                const PoolWindow& k, int32_t* best_row, int32_t* best_col) {
   auto edge = [&](int64_t ow) {
     // From -inf at the window's first element, as rect_max starts (an empty window keeps both).
     T m = -std::numeric_limits<T>::infinity();
     int32_t mh = int32_t(h0);
-    int64_t mw = col_lo[ow];
-    for (int64_t w = col_lo[ow]; w < col_hi[ow]; ++w)
+    int64_t mw = cols.lo[size_t(ow)];
+    for (int64_t w = cols.lo[size_t(ow)]; w < cols.hi[size_t(ow)]; ++w)
       if (takes(cm[w], cr[w], m, mh)) {
         m = cm[w];
         mh = cr[w];
@@ -201,14 +182,26 @@ void row_argmax(T* y, int64_t* arg, const T* cm, const int32_t* cr, int64_t W, i
     y[ow] = m;
     arg[ow] = int64_t(mh) * W + mw;
   };
-  thread_local std::vector<int32_t> best;
-  best.resize(size_t(2 * Wo));
-  for (int64_t ow = 0; ow < interior_lo; ++ow) edge(ow);
+  for (int64_t ow = 0; ow < cols.interior_lo; ++ow) edge(ow);
   with_stride(k.sw, [&](auto s) {
-    interior_row_argmax<s()>(y, arg, cm, cr, W, interior_lo, interior_hi, k.sw, k.pw, k.kw, best.data(),
-                             best.data() + Wo);
+    const int64_t sw = strided<s()>(k.sw), lo = cols.interior_lo, hi = cols.interior_hi;
+    for (int64_t ow = lo; ow < hi; ++ow) {
+      const int64_t c = ow * sw - k.pw;
+      y[ow] = cm[c];
+      best_row[ow] = cr[c];
+      best_col[ow] = int32_t(c);
+    }
+    for (int64_t t = 1; t < k.kw; ++t)
+      for (int64_t ow = lo; ow < hi; ++ow) {
+        const int64_t c = ow * sw - k.pw + t;
+        const bool take = takes(cm[c], cr[c], y[ow], best_row[ow]);
+        y[ow] = take ? cm[c] : y[ow];
+        best_row[ow] = take ? cr[c] : best_row[ow];
+        best_col[ow] = take ? int32_t(c) : best_col[ow];
+      }
+    for (int64_t ow = lo; ow < hi; ++ow) arg[ow] = int64_t(best_row[ow]) * W + best_col[ow];
   });
-  for (int64_t ow = interior_hi; ow < Wo; ++ow) edge(ow);
+  for (int64_t ow = cols.interior_hi; ow < cols.outputs(); ++ow) edge(ow);
 }
 
 // y (and argmax when not null): (planes, Ho, Wo) <- window maxima of x, as rect_max gives them (the first
@@ -225,22 +218,14 @@ void row_argmax(T* y, int64_t* arg, const T* cm, const int32_t* cr, int64_t W, i
 template <class T>
 void window_max(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo,
                 const PoolWindow& k) {
-  // Each output column's clipped column range, the same in every row and plane.
-  std::vector<int64_t> col_lo(static_cast<size_t>(Wo)), col_hi(static_cast<size_t>(Wo));
-  for (int64_t ow = 0; ow < Wo; ++ow) {
-    const Rect r = window_rect(0, ow, H, W, k, nullptr);
-    col_lo[size_t(ow)] = r.w0;
-    col_hi[size_t(ow)] = r.w1;
-  }
-  // Output columns whose window lies wholly inside the row: [interior_lo, interior_hi).
-  const int64_t interior_lo = std::min(Wo, (k.pw + k.sw - 1) / k.sw);
-  const int64_t last_inside = W + k.pw - k.kw;  // windows with ow * sw <= last_inside end inside the row
-  const int64_t interior_hi = std::max(interior_lo, std::min(Wo, last_inside >= 0 ? last_inside / k.sw + 1 : 0));
+  const ColumnWindows cols(H, W, Wo, k);
   for_each_plane(planes, Ho * Wo * k.kh * k.kw, [&](int64_t p) {
     thread_local std::vector<T> column_max;
     thread_local std::vector<int32_t> column_row;  // as wide as a float: the column pass vectorises
+    thread_local std::vector<int32_t> best;        // row_argmax's best rows, then best columns, per output
     column_max.resize(size_t(W));
     column_row.resize(size_t(W));
+    best.resize(size_t(2 * Wo));
     T* cm = column_max.data();
     int32_t* cr = column_row.data();
     const T* xp = x + p * H * W;
@@ -251,7 +236,7 @@ void window_max(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, in
       if (rows.h0 >= rows.h1) {  // windows wholly in the padding (rect_max: -inf at the clipped corner)
         for (int64_t ow = 0; ow < Wo; ++ow) {
           yp[oh * Wo + ow] = -std::numeric_limits<T>::infinity();
-          if (ap != nullptr) ap[oh * Wo + ow] = rows.h0 * W + col_lo[size_t(ow)];
+          if (ap != nullptr) ap[oh * Wo + ow] = rows.h0 * W + cols.lo[size_t(ow)];
         }
         continue;
       }
@@ -261,7 +246,7 @@ void window_max(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, in
           const T* xr = xp + h * W;
           for (int64_t w = 0; w < W; ++w) cm[w] = max_or_nan(cm[w], xr[w]);
         }
-        row_max(yp + oh * Wo, cm, Wo, col_lo.data(), col_hi.data(), interior_lo, interior_hi, k);
+        row_max(yp + oh * Wo, cm, cols, k);
         continue;
       }
       std::fill(cr, cr + W, int32_t(rows.h0));
@@ -273,8 +258,7 @@ void window_max(T* y, int64_t* argmax, const T* x, int64_t planes, int64_t H, in
           cr[w] = take ? int32_t(h) : cr[w];
         }
       }
-      row_argmax(yp + oh * Wo, ap + oh * Wo, cm, cr, W, Wo, rows.h0, col_lo.data(), col_hi.data(), interior_lo,
-                 interior_hi, k);
+      row_argmax(yp + oh * Wo, ap + oh * Wo, cm, cr, W, rows.h0, cols, k, best.data(), best.data() + Wo);
     }
   });
 }
