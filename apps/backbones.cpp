@@ -1,6 +1,9 @@
 #include "apps/backbones.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <vector>
 
 #include "engine/autograd.h"
 #include "engine/io/safetensors.h"
@@ -10,6 +13,21 @@
 #include "nas/reshape.h"
 
 namespace stgs::apps {
+namespace {
+
+template <class T>
+bool all_finite(const std::vector<T>& values) {
+  return std::all_of(values.begin(), values.end(), [](T v) { return std::isfinite(v); });
+}
+
+// The tensor (on the CPU, as loaded) holds no NaN or infinity; integer tensors always pass.
+bool all_finite(const Tensor& t) {
+  if (t.dtype() == DType::F32) return all_finite(t.to_vector<float>());
+  if (t.dtype() == DType::F64) return all_finite(t.to_vector<double>());
+  return true;
+}
+
+}  // namespace
 
 BackboneFile inspect_backbone(const std::string& path, bool image, const std::string& command) {
   BackboneFile f{path, image, {}, {}, {}};
@@ -36,7 +54,11 @@ BackboneFile inspect_backbone(const std::string& path, bool image, const std::st
 std::unique_ptr<ResNet34> load_backbone(const BackboneFile& file, Device device, const std::string& command) {
   auto net = std::make_unique<ResNet34>(file.config);
   try {
-    net->load_state_dict(StateDict(load_safetensors(file.path).tensors));
+    const SafetensorsFile loaded = load_safetensors(file.path);
+    // A corrupt or diverged checkpoint would turn every feature into NaN without a word.
+    for (const auto& [name, t] : loaded.tensors)
+      STGS_CHECK(all_finite(t), "tensor \"", name, "\" holds non-finite values (a diverged or corrupt checkpoint)");
+    net->load_state_dict(StateDict(loaded.tensors));
   } catch (const Error& e) {
     throw Error(command + ": " + file.option() + " '" + file.path + "': " + e.what());
   }

@@ -5,11 +5,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include "apps/options.h"
 #include "engine/io/atomic_file.h"
+#include "engine/io/read_file.h"
 #include "engine/io/json_strict.h"
 #include "kernels/check.h"
 
@@ -86,14 +86,6 @@ std::string wrapped(const std::string& text, const std::string& tail, size_t ind
     column += unit.size();
   }
   return out;
-}
-
-std::string read_config_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  STGS_CHECK(in.good(), path, ": cannot open the config file: ", std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 }  // namespace
@@ -258,7 +250,9 @@ ParsedCommand CommandLine::parse(const std::vector<std::string>& args) const {
     if (inline_value) value = name.substr(eq + 1), name = name.substr(0, eq);
     auto next_value = [&](const std::string& flag) {
       if (inline_value) return value;
-      STGS_CHECK(i + 1 < args.size(), command_, ": --", flag, " expects a value");
+      // "--out --quiet": the value was forgotten; taking the next flag as it would be silently wrong.
+      if (i + 1 == args.size() || (args[i + 1].rfind("--", 0) == 0 && args[i + 1].size() > 2))
+        throw UsageError(command_ + ": --" + flag + " expects a value");
       return args[++i];
     };
     if (name == "config") {
@@ -304,7 +298,7 @@ ParsedCommand CommandLine::parse(const std::vector<std::string>& args) const {
 
   for (const Flag& f : flags_) out.config[key_of(f.name)] = f.default_value;
   if (!config_path.empty()) {
-    const nlohmann::json file = parse_json_strict(read_config_file(config_path), config_path, "config file");
+    const nlohmann::json file = parse_json_strict(read_file(config_path, "config file"), config_path + ": ", "config file");
     STGS_CHECK(file.is_object(), config_path, ": a config file is one JSON object of flag names and values");
     for (const auto& [key, value] : file.items()) {
       STGS_CHECK(key != "config", config_path, ": \"config\" cannot be set inside a config file");
@@ -370,7 +364,7 @@ void CommandLine::print_help(FILE* out) const {
 }
 
 void save_config(const std::string& path, const nlohmann::json& config, const std::string& command) {
-  write_file_atomically(path, config.dump(2) + "\n", command + ": config");
+  write_file_atomically(path, config.dump(2) + "\n", command + ": config: ");
 }
 
 }  // namespace stgs::apps

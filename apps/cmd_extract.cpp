@@ -179,7 +179,8 @@ int run_extract(int argc, char** argv) {
   if (a.size == 0)
     a.size = int(
         parse_integer(kCommand, "the image backbone's \"size\"", metadata_or(image.metadata, "size", "224"), 32, 4096));
-  if (a.stats.empty()) {
+  const bool stats_given = !a.stats.empty();
+  if (!stats_given) {
     const std::string recorded = metadata_or(audio.metadata, "stats", "");
     STGS_CHECK(!recorded.empty(), kCommand, ": --stats is required: the audio backbone '", a.audio_backbone,
                "' does not name the spectrogram statistics it was trained with");
@@ -189,6 +190,12 @@ int run_extract(int argc, char** argv) {
   const data::SpectrogramStats stats = data::SpectrogramStats::load(a.stats);
   const std::string stats_sha256 = sha256_file(a.stats);
   const std::string trained_with = metadata_or(audio.metadata, "stats_sha256", stats_sha256);
+  // The file the backbone names but with other contents (replaced since): features normalised by it would be
+  // silently off. A file chosen with --stats is the user's call: a warning.
+  STGS_CHECK(stats_given || trained_with == stats_sha256, kCommand, ": '", a.stats,
+             "' is not the statistics file the audio backbone '", a.audio_backbone,
+             "' was trained with (SHA-256 differs from its \"stats_sha256\"); retrain the backbone or pass the right "
+             "file with --stats");
   if (trained_with != stats_sha256)
     std::fprintf(stderr, "stgs extract: warning: '%s' is not the statistics file the audio backbone was trained with\n",
                  a.stats.c_str());

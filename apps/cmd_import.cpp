@@ -138,9 +138,17 @@ int run_import(int argc, char** argv) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   for (const data::ImportFailure& f : report.failures)
     std::fprintf(stderr, "%s: unreadable, skipped: %s: %s\n", command.c_str(), f.file.c_str(), f.reason.c_str());
-  if (quiet) return 0;
+  // Nothing usable is a failure, not an empty manifest for the next command to trip over.
+  STGS_CHECK(!report.rows.empty(), command, ": none of the ", report.planned, " clips could be imported (",
+             report.failures.size(), " unreadable, listed above); ", report.manifest, " lists no clip");
   int64_t per_category[4] = {0, 0, 0, 0}, per_split[3] = {0, 0, 0};
   for (const data::ManifestRow& r : report.rows) ++per_category[int(r.category)], ++per_split[int(r.split)];
+  for (data::Split s : {data::Split::Train, data::Split::Val, data::Split::Test})
+    if (per_split[int(s)] == 0)
+      std::fprintf(stderr, "%s: warning: the %s split has no clips (%lld identity groups in all); pretrain and "
+                   "extract need clips in train, val and test\n",
+                   command.c_str(), data::split_name(s), (long long)report.groups);
+  if (quiet) return 0;
   std::printf("imported %zu of %lld clips into %s in %.1f s: %lld extracted, %lld reused, %zu unreadable%s\n",
               report.rows.size(), (long long)report.planned, options.out.c_str(), seconds, (long long)report.extracted,
               (long long)report.reused, report.failures.size(), report.failures.empty() ? "" : " (listed above)");

@@ -11,11 +11,13 @@
 
 #include "apps/cli.h"
 #include "apps/commands.h"
+#include "apps/interrupt.h"
 #include "apps/options.h"
 #include "apps/progress.h"
 #include "data/clip_batch.h"
 #include "data/dataset_stats.h"
 #include "data/loader.h"
+#include "engine/io/atomic_file.h"
 #include "engine/io/safetensors.h"
 #include "engine/io/sha256.h"
 #include "engine/random.h"
@@ -48,9 +50,11 @@ CommandLine pretrain_flags() {
       "train and validation accuracy and validation AUC per epoch and saves the epoch with the best\n"
       "validation AUC (then accuracy) as safetensors, atomically, with the options, the scores and the\n"
       "SHA-256 of the manifest (and of the statistics) in its metadata; the resolved options go to\n"
-      "<out>.config.json beside it.\n"
+      "<out>.config.json beside it. Ctrl-C stops after the current step and saves the best finished epoch\n"
+      "(metadata \"stopped_after_epoch\"); a second Ctrl-C ends the process at once.\n"
       "\n"
-      "exit status: 0 on success, 1 on a bad value, a data or a write error, 2 on a usage error.",
+      "exit status: 0 on success, 1 on a bad value, a data or a write error, 2 on a usage error, 130 when\n"
+      "interrupted.",
       {Flag{"manifest", "", "the manifest CSV", "MANIFEST"}.positional().required(),
        Flag{"modality", "", "image (torchvision layout, head 'fc') or audio (AutoSpeech layout, head 'classifier')"}
            .one_of({"image", "audio"})
@@ -123,8 +127,19 @@ int run_pretrain(int argc, char** argv) {
   PretrainArgs a = args_of(cmd.config);
   STGS_CHECK(a.train.lr > 0, kCommand, ": --lr must be positive, got ", a.train.lr);
   const bool image = a.modality == "image";
+  STGS_CHECK(!image || a.stats.empty(), kCommand, ": --stats is for --modality audio (the image model reads no "
+             "spectrogram)");
   const std::filesystem::path out_dir = std::filesystem::absolute(a.out).parent_path();
   std::filesystem::create_directories(out_dir);
+  // Find out now, not after the training, that an output cannot be written: each is created beside its
+  // target (and removed again) as the final atomic write will.
+  const std::string stats_out = image || !a.stats.empty() ? "" : beside_output(a.out, ".stats.safetensors");
+  for (const std::string& path : {a.out, beside_output(a.out, ".config.json"), stats_out}) {
+    if (path.empty()) continue;
+    STGS_CHECK(!path.ends_with("/") && !std::filesystem::is_directory(path), kCommand, ": the output '", path,
+               "' is a directory; --out names the file to write");
+    AtomicFile probe(path, std::string(kCommand) + ": --out: ");
+  }
   a.train.device = parse_device_option(kCommand, a.device);
   const auto start = std::chrono::steady_clock::now();
 
@@ -143,14 +158,14 @@ int run_pretrain(int argc, char** argv) {
       stats_path = a.stats;
       stats = data::SpectrogramStats::load(stats_path);
     } else {
-      stats_path = beside_output(a.out, ".stats.safetensors");
+      // Written with the backbone, after the training: an earlier backbone beside it keeps its statistics
+      // when this run fails or is stopped.
+      stats_path = stats_out;
       ProgressBar bar("statistics", int64_t(train_rows.size()), "clips", a.quiet);
       stats =
           data::compute_spectrogram_stats(manifest, train_rows, 0, [&](int64_t done, int64_t) { bar.update(done); });
       bar.finish();
-      stats.save(stats_path);
-      if (!a.quiet)
-        std::printf("spectrogram statistics of %zu train clips -> %s\n", train_rows.size(), stats_path.c_str());
+      if (!a.quiet) std::printf("spectrogram statistics of %zu train clips\n", train_rows.size());
     }
   }
 
@@ -221,6 +236,7 @@ int run_pretrain(int argc, char** argv) {
   callbacks.on_batch = [&](int epoch, int64_t step, int64_t steps, double loss) {
     if (!bar) bar = std::make_unique<ProgressBar>("  epoch " + std::to_string(epoch), steps, "steps", a.quiet);
     bar->update(step, "loss " + format_number(loss));
+    FaultInjection::after_step(0);
   };
   callbacks.on_epoch = [&](const nas::EpochReport& r) {
     bar.reset();
@@ -230,7 +246,14 @@ int run_pretrain(int argc, char** argv) {
                 r.best ? "  (best)" : "");
     std::fflush(stdout);
   };
+  InterruptGuard interrupt_guard;
+  callbacks.stop = interrupt_requested;
   const nas::PretrainResult result = nas::pretrain_backbone(model, pdata, a.train, callbacks);
+  bar.reset();
+  if (result.stopped && result.epochs.empty()) {
+    std::fprintf(stderr, "%s: interrupted before the first epoch ended; nothing written\n", kCommand);
+    return 130;
+  }
 
   std::map<std::string, std::string> meta = {
       {"format", "stgs-backbone"},
@@ -251,10 +274,15 @@ int run_pretrain(int argc, char** argv) {
       {"manifest_sha256", sha256_file(a.manifest)},
       {"stgs_version", kVersion},
   };
+  if (result.stopped) meta["stopped_after_epoch"] = std::to_string(result.epochs.size());
   if (image) {
     meta["frames"] = std::to_string(a.frames);
     meta["size"] = std::to_string(a.size);
   } else {
+    if (!stats_out.empty()) {
+      stats.save(stats_out);
+      if (!a.quiet) std::printf("statistics -> %s\n", stats_out.c_str());
+    }
     // Relative to the backbone's directory, where `stgs extract` looks for it.
     namespace fs = std::filesystem;
     meta["stats"] = fs::absolute(stats_path).lexically_relative(out_dir).string();
@@ -263,10 +291,11 @@ int run_pretrain(int argc, char** argv) {
   save_safetensors(a.out, model.state_dict().entries(), meta);
   save_config(beside_output(a.out, ".config.json"), cmd.config, kCommand);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (!a.quiet)
-    std::printf("wrote %s: epoch %d of %d, val accuracy %.4f, AUC %.4f (%.1f s)\n", a.out.c_str(), result.best.epoch,
-                a.train.epochs, result.best.val_accuracy, result.best.val_auc, seconds);
-  return 0;
+  if (!a.quiet || result.stopped)
+    std::printf("wrote %s: epoch %d of %d, val accuracy %.4f, AUC %.4f (%.1f s)%s\n", a.out.c_str(),
+                result.best.epoch, a.train.epochs, result.best.val_accuracy, result.best.val_auc, seconds,
+                result.stopped ? "; stopped early by an interrupt" : "");
+  return result.stopped ? 130 : 0;
 }
 
 }  // namespace stgs::apps

@@ -168,6 +168,9 @@ int run_show_input(int argc, char** argv) {
   read_options.check_files = false;
   const data::Manifest manifest = data::read_manifest(manifest_path, read_options);
   const data::ManifestRow& row = find_clip(manifest, id);
+  // Every name is checked before anything is written.
+  std::vector<const data::Augmentation*> augmentations;
+  for (const std::string& name : split_list(augment, ',')) augmentations.push_back(&data::find_augmentation(name));
 
   // The evaluation pipeline of data/clip.h: raw frames and waveform, spectrogram, model input (centred window).
   const data::RawClip raw = data::load_raw_clip(row, manifest.path, options);
@@ -186,8 +189,8 @@ int run_show_input(int argc, char** argv) {
   const int64_t k = write_view(out, raw.frames, spec, stats, metadata);
   // Each augmented variant through the same stages (data/clip.h), its parameters from (seed, id, name).
   std::vector<std::string> augmented;
-  for (const std::string& name : split_list(augment, ',')) {
-    const data::Augmentation& a = data::find_augmentation(name);
+  for (const data::Augmentation* augmentation : augmentations) {
+    const data::Augmentation& a = *augmentation;
     const uint64_t aug_seed = data::augmentation_seed(seed, row.id, a.name);  // as stgs extract --seed draws it
     data::RawClip variant = raw;
     variant.frames = data::augment_frames(a, raw.frames, aug_seed);

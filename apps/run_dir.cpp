@@ -7,10 +7,10 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include "engine/io/atomic_file.h"
+#include "engine/io/read_file.h"
 #include "engine/io/json_strict.h"
 #include "kernels/check.h"
 
@@ -24,14 +24,6 @@ std::string local_time(const char* format) {
   char buf[64];
   std::strftime(buf, sizeof buf, format, &tm);
   return buf;
-}
-
-std::string read_whole_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  STGS_CHECK(in.good(), path, ": cannot open: ", std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 // Splits one CSV line written by CsvTable::str (RFC 4180 quoting, no line breaks inside fields).
@@ -105,7 +97,7 @@ void RunDir::log(const std::string& line) const {
 }
 
 void RunDir::write_text(const std::string& name, const std::string& text) const {
-  write_file_atomically(file(name), text, "run directory");
+  write_file_atomically(file(name), text, "run directory: ");
 }
 
 void RunDir::write_json(const std::string& name, const nlohmann::json& doc) const {
@@ -113,11 +105,11 @@ void RunDir::write_json(const std::string& name, const nlohmann::json& doc) cons
 }
 
 nlohmann::json RunDir::read_json(const std::string& name) const {
-  return parse_json_strict(read_whole_file(file(name)), file(name), "JSON document");
+  return parse_json_strict(read_file(file(name), "run file"), file(name) + ": ", "JSON document");
 }
 
 CsvTable CsvTable::load(const std::string& path, const std::vector<std::string>& header) {
-  std::istringstream in(read_whole_file(path));
+  std::istringstream in(read_file(path, "CSV table"));
   std::string line;
   STGS_CHECK(std::getline(in, line), path, ": empty file (expected the header line)");
   const std::vector<std::string> got = split_csv_line(line, path + ":1");
@@ -165,7 +157,7 @@ std::string CsvTable::str() const {
   return out;
 }
 
-void CsvTable::save(const std::string& path) const { write_file_atomically(path, str(), "CSV table"); }
+void CsvTable::save(const std::string& path) const { write_file_atomically(path, str(), "CSV table: "); }
 
 std::string CsvTable::number(double v) {
   if (std::isnan(v)) return "nan";

@@ -134,6 +134,10 @@ std::vector<float> resample(const std::vector<float>& x, int from_rate, int to_r
   STGS_CHECK(from_rate > 0 && to_rate > 0, "resample: rates must be positive, got ", from_rate, " -> ", to_rate);
   if (from_rate == to_rate || x.empty()) return x;
   const double ratio = double(to_rate) / double(from_rate);
+  // libsamplerate's limit; checked before the output is allocated (a header claiming 1 Hz would ask for
+  // 16000x the input's memory first).
+  STGS_CHECK(ratio >= 1.0 / 256 && ratio <= 256, "resample: ", from_rate, " -> ", to_rate,
+             " Hz is outside libsamplerate's ratio range [1/256, 256]");
   const size_t target = size_t(std::llround(double(x.size()) * ratio));
   // The converter may stop a sample or two short of (or past) n * ratio; pad with zeros / trim so the
   // length depends only on n and the rates.
@@ -155,6 +159,9 @@ std::vector<float> resample(const std::vector<float>& x, int from_rate, int to_r
 
 std::vector<float> load_audio_16k(const std::string& path) {
   Audio audio = read_audio(path);
+  STGS_CHECK(int64_t(audio.sample_rate) * 256 >= kSampleRate && audio.sample_rate <= int64_t(kSampleRate) * 256,
+             "audio file '", path, "' declares a sample rate of ", audio.sample_rate, " Hz; ", kSampleRate / 256 + 1,
+             " to ", int64_t(kSampleRate) * 256, " Hz can be resampled to ", kSampleRate, " Hz");
   return resample(audio.samples, audio.sample_rate, kSampleRate);
 }
 

@@ -31,7 +31,7 @@ RawClip load_raw_clip_files(const std::vector<std::string>& frame_files, const s
 RawClip load_raw_clip(const ManifestRow& row, const std::string& manifest_path, const ClipOptions& options) {
   try {
     return load_raw_clip_files(row.frames(), row.face_box, row.audio, options);
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {  // std::bad_alloc too: the message still names the clip
     throw Error(manifest_path + ":" + std::to_string(row.line) + ": clip '" + row.id + "': " + e.what());
   }
 }

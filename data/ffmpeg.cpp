@@ -41,7 +41,10 @@ long ppm_number(const std::string& s, size_t& at) {
 }
 
 // ffmpeg's reason for a failed run: its last stderr line, or the exit status when it wrote nothing.
-std::string failure_reason(const ProcessResult& r) {
+// `stream`: "video" or "audio", the stream the command mapped. A file without one makes ffmpeg end with advice
+// about its -map syntax ("To ignore this, add a trailing '?'..."), which would only puzzle a user of stgs.
+std::string failure_reason(const ProcessResult& r, const char* stream) {
+  if (r.err.find("matches no streams") != std::string::npos) return std::string("no ") + stream + " stream";
   const std::string line = last_line(r.err);
   return line.empty() ? "exit status " + std::to_string(r.status) + " without a message" : line;
 }
@@ -151,7 +154,7 @@ std::vector<Image> decode_sampled_frames(const std::string& ffmpeg, const std::s
   // -vsync passthrough: every decoded frame once, none duplicated or dropped to fit a frame rate.
   const ProcessResult r = run_process({ffmpeg, "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0", "-vsync",
                                        "passthrough", "-f", "image2pipe", "-c:v", "ppm", "-pix_fmt", "rgb24", "-"});
-  if (r.status != 0) throw DecodeError(path, failure_reason(r));
+  if (r.status != 0) throw DecodeError(path, failure_reason(r, "video"));
   struct Frame {
     size_t offset;
     int width, height;
@@ -187,7 +190,7 @@ std::vector<Image> decode_sampled_frames(const std::string& ffmpeg, const std::s
 std::vector<float> decode_audio_16k(const std::string& ffmpeg, const std::string& path) {
   const ProcessResult r = run_process({ffmpeg, "-nostdin", "-v", "error", "-i", path, "-map", "0:a:0", "-ac", "1",
                                        "-ar", "16000", "-f", "f32le", "-c:a", "pcm_f32le", "-"});
-  if (r.status != 0) throw DecodeError(path, failure_reason(r));
+  if (r.status != 0) throw DecodeError(path, failure_reason(r, "audio"));
   if (r.out.size() % sizeof(float) != 0) throw DecodeError(path, "ffmpeg's audio output ends inside a sample");
   std::vector<float> samples(r.out.size() / sizeof(float));
   if (samples.empty()) throw DecodeError(path, "no audio sample");

@@ -49,9 +49,11 @@ Image read_image(const std::string& path) {
   // Forcing 3 channels makes stb convert grey, grey+alpha and RGBA to RGB (alpha is dropped).
   stbi_uc* pixels = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), int(bytes.size()), &w, &h,
                                           &channels_in_file, 3);
-  // stb_image's failure reasons are short ("expected marker", "outofdata"), so say what kind of file it was.
+  // stb_image's failure reasons are short ("expected marker", "outofdata") or empty, so say what kind of file
+  // it was.
+  const char* reason = pixels == nullptr ? stbi_failure_reason() : nullptr;
   STGS_CHECK(pixels != nullptr, "cannot decode image '", path, "' (", bytes.size(),
-             " bytes; corrupt, truncated or not a JPEG/PNG): ", stbi_failure_reason());
+             " bytes; corrupt, truncated or not a JPEG/PNG): ", reason != nullptr && *reason ? reason : "no reason given");
   Image image;
   image.width = w;
   image.height = h;

@@ -7,12 +7,11 @@
 // `source` is the identity, `category` A-D the label, `path` the file name within the folder. Columns are found
 // by name, so a copy re-saved by pandas (an index column first, the folder column named "Unnamed: 9") reads too.
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <sstream>
 
 #include "data/importers.h"
+#include "engine/io/read_file.h"
 #include "kernels/check.h"
 
 namespace stgs::data {
@@ -62,10 +61,8 @@ ImportReport import_fakeavceleb(const std::string& root, const ImportOptions& op
   STGS_CHECK(fs::exists(root, ec), "FakeAVCeleb root '", root, "' does not exist");
   STGS_CHECK(fs::is_directory(root, ec), "FakeAVCeleb root '", root, "' is not a directory");
   const std::string metadata = (fs::path(root) / "meta_data.csv").string();
-  std::ifstream in(metadata, std::ios::binary);
-  STGS_CHECK(in, "cannot read '", metadata, "': ", fs::exists(metadata, ec) ? "not readable" : "no such file",
-             " (FakeAVCeleb v1.2 keeps its metadata, meta_data.csv, at the root of the dataset)");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text = read_file(metadata, "the FakeAVCeleb metadata",
+                               " (FakeAVCeleb v1.2 keeps its metadata, meta_data.csv, at the root of the dataset)");
   if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
 
   std::vector<ClipSource> clips;

@@ -65,10 +65,22 @@ struct Pairing {
 };
 
 // Every file below `dir` (following symbolic links), in path order so plans do not depend on the file system.
+// Every regular file below `dir`, following directory links; a directory reached again through a link (a
+// loop, or two links to one place) is not entered twice.
 std::vector<fs::path> files_below(const fs::path& dir) {
   std::vector<fs::path> files;
-  for (const auto& entry : fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink))
-    if (entry.is_regular_file()) files.push_back(entry.path());
+  std::set<fs::path> visited{fs::canonical(dir)};
+  std::error_code ec;
+  fs::recursive_directory_iterator it(dir, fs::directory_options::follow_directory_symlink, ec), end;
+  STGS_CHECK(!ec, "scanning the SWAN-DF root '", dir.string(), "': ", ec.message());
+  for (; it != end; it.increment(ec)) {
+    STGS_CHECK(!ec, "scanning the SWAN-DF root '", dir.string(), "': ", ec.message());
+    if (it->is_directory(ec)) {
+      if (!visited.insert(fs::canonical(it->path(), ec)).second) it.disable_recursion_pending();
+    } else if (it->is_regular_file(ec)) {
+      files.push_back(it->path());
+    }
+  }
   std::sort(files.begin(), files.end());
   return files;
 }

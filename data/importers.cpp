@@ -163,6 +163,13 @@ ImportReport import_clips(const std::string& source, std::vector<ClipSource> cli
   STGS_CHECK(!fs::exists(out, ec) || fs::is_directory(out, ec), "import: output '", options.out,
              "' exists and is not a directory");
   fs::create_directories(out);
+  // The previous run's manifest goes before any clip directory is touched: a run killed while clips are being
+  // redone (other options) must not leave a manifest naming removed or half-changed clips. The complete set
+  // gets its new manifest at the end.
+  for (const char* name : {"manifest.csv", "sources.csv"}) {
+    fs::remove(out / name, ec);
+    STGS_CHECK(!ec, "import: cannot remove the previous '", (out / name).string(), "': ", ec.message());
+  }
 
   // Clip order is id order from here on: the manifest's order, and the order failures are listed in.
   std::vector<std::string> ids;

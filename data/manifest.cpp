@@ -4,12 +4,11 @@
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <sstream>
 
 #include "engine/io/atomic_file.h"
+#include "engine/io/read_file.h"
 #include "kernels/check.h"
 
 namespace stgs::data {
@@ -250,10 +249,11 @@ std::string csv_field(const std::string& value) {
 }
 
 Manifest read_manifest(const std::string& path, const ManifestReadOptions& options) {
-  std::ifstream in(path, std::ios::binary);
-  STGS_CHECK(in, "cannot open manifest '", path, "': ", fs::exists(path) ? "not readable" : "no such file");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  STGS_CHECK(!in.bad(), "reading manifest '", path, "' failed");
+  std::string text = read_file(path, "manifest");
+  // A binary file (arguments swapped: a checkpoint, WAV or image given as the manifest) would otherwise be
+  // reported as a CSV syntax error quoting its raw bytes.
+  STGS_CHECK(text.find('\0') == std::string::npos, "manifest '", path, "' is not a CSV text file (it holds NUL bytes at ",
+             "byte ", text.find('\0'), ")");
   if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // a UTF-8 byte-order mark (spreadsheet exports)
 
   Manifest manifest;

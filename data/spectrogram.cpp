@@ -260,6 +260,14 @@ SpectrogramStats SpectrogramStats::load(const std::string& path) {
              "': frames is ", frames.str(), ", expected an I64 scalar");
   stats.frames_ = frames.to_vector<int64_t>()[0];
   STGS_CHECK(stats.frames_ > 0, "spectrogram statistics '", path, "': frames is ", stats.frames_, ", expected > 0");
+  // Sums of a real spectrogram: finite, and (Cauchy-Schwarz) sum_sq * frames >= sum^2 in every bin, with
+  // room for rounding. Anything else would normalise every clip to garbage without an error.
+  for (int64_t f = 0; f < kFreqBins; ++f) {
+    const double s = stats.sum_[size_t(f)], q = stats.sum_sq_[size_t(f)];
+    STGS_CHECK(std::isfinite(s) && std::isfinite(q) && q * double(stats.frames_) >= s * s * (1 - 1e-9),
+               "spectrogram statistics '", path, "': bin ", f, " has sum ", s, " and sum_sq ", q, " over ",
+               stats.frames_, " frames, which no spectrogram gives (corrupt file?)");
+  }
   return stats;
 }
 

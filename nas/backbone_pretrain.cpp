@@ -46,7 +46,11 @@ Evaluation evaluate(ResNet34& model, const PretrainData& data, int epoch, Device
     loss_sum += cross_entropy(logits, y, Reduction::Sum).item();
     const std::vector<float> p = softmax(logits, 1).to_vector<float>();  // (B, 2) row-major
     const std::vector<int64_t> l = b.labels.to_vector<int64_t>();
-    for (size_t i = 0; i < l.size(); ++i) scores.push_back(p[2 * i + 1]), labels.push_back(l[i]);
+    for (size_t i = 0; i < l.size(); ++i) {
+      STGS_CHECK(std::isfinite(p[2 * i + 1]), "pretrain_backbone: validation after epoch ", epoch,
+                 " gives a non-finite score (", p[2 * i + 1], "): the training diverged (lower --lr?)");
+      scores.push_back(p[2 * i + 1]), labels.push_back(l[i]);
+    }
   }
   Evaluation e;
   e.loss = loss_sum / double(scores.size());
@@ -108,7 +112,12 @@ PretrainResult pretrain_backbone(ResNet34& model, const PretrainData& data, cons
       loss_sum += loss_value * double(labels.size());
       clips += int64_t(labels.size());
       if (callbacks.on_batch) callbacks.on_batch(epoch, step, data.train.batches, loss_value);
+      if (callbacks.stop && callbacks.stop()) {
+        result.stopped = true;
+        break;
+      }
     }
+    if (result.stopped) break;
     STGS_CHECK(clips > 0, "pretrain_backbone: the training stream gave no batch in epoch ", epoch);
 
     const Evaluation val = evaluate(model, data, epoch, device);
@@ -128,7 +137,7 @@ PretrainResult pretrain_backbone(ResNet34& model, const PretrainData& data, cons
     result.epochs.push_back(report);
     if (callbacks.on_epoch) callbacks.on_epoch(report);
   }
-  model.load_state_dict(best_state);
+  if (!result.epochs.empty()) model.load_state_dict(best_state);
   model.eval();
   return result;
 }

@@ -59,19 +59,24 @@ struct EpochReport {
 struct PretrainCallbacks {
   std::function<void(int epoch, int64_t step, int64_t steps, double loss)> on_batch;  // after each step
   std::function<void(const EpochReport&)> on_epoch;                                   // after each evaluation
+  // Polled after each step; true ends the training there (Ctrl-C): the unfinished epoch is dropped.
+  std::function<bool()> stop;
 };
 
 struct PretrainResult {
-  EpochReport best;
-  std::vector<EpochReport> epochs;
+  EpochReport best;                 // epoch 0 when stopped before the first epoch ended
+  std::vector<EpochReport> epochs;  // the finished ones
+  bool stopped = false;             // callbacks.stop ended the training early
 };
 
 // Per-row logits (B * K, classes) -> per-clip logits (B, classes): the mean over each clip's K rows, as the
 // model was trained (and as `stgs detect` reads a pretrained head).
 Tensor clip_logits(const Tensor& row_logits, int64_t K);
 
-// Trains `model` (a 2-class head; moved to options.device) and leaves it holding the best epoch's weights.
-// Throws when the model has no 2-class head, a stream is empty, or a loss is not finite (naming the epoch).
+// Trains `model` (a 2-class head; moved to options.device) and leaves it holding the best finished epoch's
+// weights (after a stop before any epoch ended: the weights of that moment, which nobody should keep).
+// Throws when the model has no 2-class head, a stream is empty, or a training loss or a validation score is
+// not finite (naming the epoch: the training diverged).
 PretrainResult pretrain_backbone(ResNet34& model, const PretrainData& data, const PretrainOptions& options,
                                  const PretrainCallbacks& callbacks = {});
 

@@ -79,7 +79,16 @@ TEST_CASE("flags: errors name the flag or key and what was expected", "[app]") {
   std::ofstream(path) << R"({"epochs": 1, "epochs": 2})";
   REQUIRE_THROWS_WITH(cl.parse(V{"--config", path}), Catch::Contains("duplicate key"));
   REQUIRE_THROWS_WITH(cl.parse(V{"--config", (tmp.dir / "missing.json").string()}),
-                      Catch::Contains("cannot open the config file"));
+                      Catch::Contains("cannot read config file") && Catch::Contains("missing.json': no such file"));
+  REQUIRE_THROWS_WITH(cl.parse(V{"--config", tmp.dir.string()}),
+                      Catch::Contains("cannot read config file '" + tmp.dir.string() + "': is a directory"));
+  std::ofstream(path) << "{\"epochs\": 1";
+  REQUIRE_THROWS_WITH(cl.parse(V{"--config", path}), Catch::Contains(path + ": config file is not valid JSON"));
+  // A forgotten value is a usage error, not the next flag taken as the value.
+  REQUIRE_THROWS_AS(cl.parse(V{"--arch-lr", "--fast"}), UsageError);
+  REQUIRE_THROWS_WITH(cl.parse(V{"--arch-lr", "--fast"}), Catch::Contains("--arch-lr expects a value"));
+  REQUIRE_THROWS_AS(cl.parse(V{"--epochs"}), UsageError);
+  CHECK(cl.parse(V{"--arch-lr", "-0.5"}).config["arch_lr"] == -0.5);  // a negative number is a value
 }
 
 TEST_CASE("flags: bounds, choices, positional and required arguments, word lists, help", "[app]") {

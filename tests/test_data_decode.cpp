@@ -329,6 +329,11 @@ TEST_CASE("unreadable, corrupt and truncated audio files give errors naming the 
   with_nan[42] = std::nanf("");
   write_audio(tmp.file("nan.wav"), with_nan.data(), 100, 1, 16000, AudioFormat::WavFloat);
   REQUIRE_ERROR_WITH(read_audio(tmp.file("nan.wav")), tmp.file("nan.wav"), "non-finite sample at frame 42");
+  // A rate libsamplerate cannot convert from is refused before anything is allocated for the output.
+  const std::vector<float> quiet(200000, 0.1f);
+  write_audio(tmp.file("slow.wav"), quiet.data(), int64_t(quiet.size()), 1, 1, AudioFormat::WavPcm16);
+  REQUIRE_ERROR_WITH(load_audio_16k(tmp.file("slow.wav")), tmp.file("slow.wav"), "declares a sample rate of 1 Hz");
+  REQUIRE_ERROR_WITH(resample(quiet, 1, 16000), "1 -> 16000 Hz", "outside libsamplerate's ratio range");
 }
 
 // ---- manifests ------------------------------------------------------------------------------------------
@@ -457,6 +462,10 @@ TEST_CASE("read_manifest reports every malformed row with file:line and the prob
   write_file_bytes(m, "# only a comment\n\n");
   REQUIRE_ERROR_WITH(read_manifest(m), m, "no header line");
   REQUIRE_ERROR_WITH(read_manifest(fx.tmp.file("none.csv")), fx.tmp.file("none.csv"), "no such file");
+  REQUIRE_ERROR_WITH(read_manifest(fx.tmp.dir.string()), "cannot read manifest '" + fx.tmp.dir.string(),
+                     "is a directory");
+  write_file_bytes(m, std::string("RIFF\x24\0\0\0WAVE", 12));
+  REQUIRE_ERROR_WITH(read_manifest(m), m, "is not a CSV text file (it holds NUL bytes at byte 5)");
 }
 
 TEST_CASE("read_manifest with skip_bad lists and skips bad rows", "[data]") {

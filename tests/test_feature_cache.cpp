@@ -11,6 +11,7 @@
 
 #include "data/feature_cache.h"
 #include "data/manifest.h"
+#include "data/spectrogram.h"
 #include "engine/io/safetensors.h"
 #include "engine/io/sha256.h"
 #include "engine/nn/resnet.h"
@@ -328,6 +329,87 @@ TEST_CASE("stgs pretrain + extract: state dicts, the three splits, reuse, rebuil
   CHECK_THAT(r.output, Catch::Contains("--modality expects image or audio"));
   r = run_stgs("extract " + manifest);
   CHECK(r.status == 2);
+}
+
+TEST_CASE("stgs pretrain: outputs checked first; a failed run keeps the earlier files; Ctrl-C keeps the best epoch",
+          "[extract][cli]") {
+  TempDir tmp("pretrain_safety");
+  const std::string manifest = testing::tiny_synthetic_set(tmp);
+  const std::string common = "pretrain " + manifest + " --width 4 --batch 4 --device cpu --quiet ";
+  const std::string image = tmp.file("image.safetensors"), audio = tmp.file("audio.safetensors"),
+                    stats = tmp.file("audio.stats.safetensors");
+
+  // Outputs that cannot be written are refused before any training.
+  fs::create_directories(tmp.file("dir.safetensors"));
+  CommandResult r = run_stgs(common + "--modality audio --out " + tmp.file("dir.safetensors"));
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains("'" + tmp.file("dir.safetensors") + "' is a directory"));
+  CHECK_FALSE(fs::exists(tmp.file("dir.stats.safetensors")));
+  r = run_stgs(common + "--modality image --stats " + stats + " --out " + image);
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains("--stats is for --modality audio"));
+
+  // A run that diverges fails and leaves the earlier backbone and its statistics as they were.
+  r = run_stgs(common + "--modality audio --epochs 1 --out " + audio);
+  REQUIRE(r.status == 0);
+  const std::string audio_bytes = testing::read_file_bytes(audio), stats_bytes = testing::read_file_bytes(stats);
+  r = run_stgs(common + "--modality audio --epochs 1 --lr 1e30 --out " + audio);
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains("(lower --lr?)"));
+  CHECK(testing::read_file_bytes(audio) == audio_bytes);
+  CHECK(testing::read_file_bytes(stats) == stats_bytes);
+
+  // Statistics replaced under the backbone's name are an error for extract; a file chosen with --stats is not.
+  r = run_stgs(common + "--modality image --epochs 1 --size 32 --frames 2 --out " + image);
+  REQUIRE(r.status == 0);
+  SafetensorsFile replaced = load_safetensors(stats);
+  replaced.metadata["note"] = "other statistics";
+  save_safetensors(stats, replaced.tensors, replaced.metadata);
+  const std::string backbones = " --image-backbone " + image + " --audio-backbone " + audio;
+  r = run_stgs("extract " + manifest + backbones + " --out " + tmp.file("cache") + " --device cpu --quiet");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains("is not the statistics file the audio backbone"));
+  r = run_stgs("extract " + manifest + backbones + " --stats " + stats + " --out " + tmp.file("cache") +
+               " --device cpu --quiet");
+  CHECK(r.status == 0);
+  CHECK_THAT(r.output, Catch::Contains("warning"));
+
+  // Non-finite weights or impossible statistics are refused, naming the file and the tensor or bin.
+  auto scale = [](SafetensorsFile& f, const std::string& name, double by) {
+    for (auto& [n, t] : f.tensors)
+      if (n == name) t = t * by;
+  };
+  SafetensorsFile diverged = load_safetensors(image);
+  scale(diverged, "layer1.0.conv1.weight", std::nan(""));
+  save_safetensors(tmp.file("nan.safetensors"), diverged.tensors, diverged.metadata);
+  r = run_stgs("extract " + manifest + " --image-backbone " + tmp.file("nan.safetensors") + " --audio-backbone " +
+               audio + " --stats " + stats + " --out " + tmp.file("cache_nan") + " --device cpu --quiet");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains(tmp.file("nan.safetensors")) &&
+                           Catch::Contains("tensor \"layer1.0.conv1.weight\" holds non-finite values"));
+  SafetensorsFile impossible = load_safetensors(stats);
+  scale(impossible, "sum_sq", 0.0);
+  save_safetensors(tmp.file("bad.stats.safetensors"), impossible.tensors, impossible.metadata);
+  CHECK_THROWS_WITH(data::SpectrogramStats::load(tmp.file("bad.stats.safetensors")),
+                    Catch::Contains("bad.stats.safetensors': bin 0 has sum") &&
+                        Catch::Contains("which no spectrogram gives"));
+
+  // Ctrl-C (here after step 3 of 2 epochs x 2 steps) saves the best finished epoch and exits with 130; before
+  // the first epoch ends it writes nothing.
+  setenv("STGS_FAULT_INTERRUPT_AT_STEP", "3", 1);
+  r = run_stgs(common + "--modality image --epochs 2 --size 32 --frames 2 --out " + tmp.file("stopped.safetensors"));
+  unsetenv("STGS_FAULT_INTERRUPT_AT_STEP");
+  CHECK(r.status == 130);
+  CHECK_THAT(r.output, Catch::Contains("stopped early by an interrupt"));
+  const SafetensorsFile stopped = load_safetensors(tmp.file("stopped.safetensors"));
+  CHECK(stopped.metadata.at("stopped_after_epoch") == "1");
+  CHECK(stopped.metadata.at("best_epoch") == "1");
+  setenv("STGS_FAULT_INTERRUPT_AT_STEP", "1", 1);
+  r = run_stgs(common + "--modality image --epochs 2 --size 32 --frames 2 --out " + tmp.file("early.safetensors"));
+  unsetenv("STGS_FAULT_INTERRUPT_AT_STEP");
+  CHECK(r.status == 130);
+  CHECK_THAT(r.output, Catch::Contains("nothing written"));
+  CHECK_FALSE(fs::exists(tmp.file("early.safetensors")));
 }
 
 TEST_CASE("stgs extract: a manifest split without clips is refused, naming the split", "[extract][cli]") {

@@ -304,6 +304,18 @@ TEST_CASE("import fakeavceleb: same files whatever the job count; resume redoes 
   CHECK_THROWS_WITH(import_fakeavceleb(tree.root.string(), strict), Catch::Contains("unreadable video or audio file"));
 }
 
+TEST_CASE("ffmpeg decoding: a file without an audio or a video stream says so", "[import]") {
+  TempDir tmp("ffmpeg_streams");
+  const std::string silent = tmp.file("silent.mp4"), sound = tmp.file("sound.wav");
+  run_ffmpeg({"-f", "lavfi", "-i", "color=c=black:size=32x32:rate=10:duration=0.5", "-c:v", "mpeg4", silent});
+  make_wav(sound, 0.5);
+  CHECK_THROWS_WITH(decode_audio_16k(ffmpeg_program(), silent),
+                    Catch::Contains("'" + silent + "': no audio stream"));
+  CHECK_THROWS_WITH(decode_sampled_frames(ffmpeg_program(), sound, 2),
+                    Catch::Contains("'" + sound + "': no video stream"));
+  CHECK(decode_sampled_frames(ffmpeg_program(), silent, 2).size() == 2);
+}
+
 TEST_CASE("import fakeavceleb: a missing root or meta_data.csv and malformed rows are named with file:line",
           "[import]") {
   TempDir dir("import_fav_errors");
@@ -312,7 +324,10 @@ TEST_CASE("import fakeavceleb: a missing root or meta_data.csv and malformed row
   CHECK_THROWS_WITH(import_fakeavceleb(root, options), Catch::Contains("FakeAVCeleb root '" + root + "' does not exist"));
   fs::create_directories(root);
   CHECK_THROWS_WITH(import_fakeavceleb(root, options),
-                    Catch::Contains("cannot read '" + root + "/meta_data.csv': no such file"));
+                    Catch::Contains("cannot read the FakeAVCeleb metadata '" + root + "/meta_data.csv': no such file"));
+  fs::create_directories(root + "/meta_data.csv");
+  CHECK_THROWS_WITH(import_fakeavceleb(root, options), Catch::Contains("meta_data.csv': is a directory"));
+  fs::remove(root + "/meta_data.csv");
 
   const std::string header = "source,target1,target2,method,category,type,race,gender,path,\n";
   const std::string good = "id00001,-,-,real,A,RealVideo-RealAudio,African,men,00001.mp4,FakeAVCeleb/x/id00001\n";
@@ -363,6 +378,18 @@ TEST_CASE("stgs import fakeavceleb: summary, resume, listed unreadable videos, u
   r = run_stgs("import fakeavceleb " + root + " --out " + out.dir.string() + " --frames 4 --seed 7 --strict");
   CHECK(r.status == 1);
   CHECK_THAT(r.output, Catch::Contains("stgs import: error: unreadable video or audio file"));
+  // The previous manifest went before any clip was touched: none is left naming clips this run changed.
+  CHECK_FALSE(fs::exists(out.file("manifest.csv")));
+  CHECK_FALSE(fs::exists(out.file("sources.csv")));
+
+  // No readable clip at all: an error, not an empty manifest for the next command.
+  TempDir empty("import_fav_none");
+  write_file_bytes(empty.file("meta_data.csv"),
+                   "source,target1,target2,method,category,type,race,gender,path,\n"
+                   "id00001,-,-,real,A,RealVideo-RealAudio,African,men,00001.mp4,FakeAVCeleb/x/id00001\n");
+  r = run_stgs("import fakeavceleb " + empty.dir.string() + " --out " + empty.file("out") + " --frames 2");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains("none of the 1 clips could be imported"));
 
   r = run_stgs("import fakeavceleb --help");
   CHECK(r.status == 0);
@@ -419,6 +446,9 @@ struct SwanTree {
       copy_into(wav, root / "audio" / path);
     write_file_bytes((root / "audio/wav/00001/notes.txt").string(), "not audio");
     copy_into(wav, root / "audio/wav/00001/unnamed.wav");
+    // Links back up the tree (a loop) and across it: every file is still found once.
+    fs::create_directory_symlink("../..", root / "videos/256x256/loop");
+    fs::create_directory_symlink("../audio", root / "videos/audio_again");
     for (const char* name : {"r1.mp4", "r2.mp4", "session_01/r3.mp4", "r9.mp4"}) copy_into(real_video, real / name);
   }
 };

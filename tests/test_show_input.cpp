@@ -107,7 +107,7 @@ TEST_CASE("stgs show-input: help and errors", "[cli][data]") {
   CHECK_THAT(r.output, Catch::Contains(manifest.rows[0].id + ", " + manifest.rows[1].id));
   r = run_stgs("show-input " + tmp.file("missing.csv") + " --id x --out " + tmp.file("out"));
   CHECK(r.status == 1);
-  CHECK_THAT(r.output, Catch::Contains("cannot open manifest") && Catch::Contains("missing.csv"));
+  CHECK_THAT(r.output, Catch::Contains("cannot read manifest") && Catch::Contains("missing.csv"));
   r = run_stgs("show-input " + tmp.file("manifest.csv") + " --id " + manifest.rows[0].id + " --out " +
                tmp.file("out") + " --size 3");
   CHECK(r.status == 1);
@@ -154,4 +154,9 @@ TEST_CASE("stgs show-input --augment: each variant in its own directory", "[cli]
   r = run_stgs("show-input " + manifest_path + " --id " + row.id + " --out " + out + " --augment nope");
   CHECK(r.status != 0);
   CHECK_THAT(r.output, Catch::Contains("nope"));
+  // A bad name anywhere in the list stops the command before it writes anything.
+  const std::string fresh = tmp.file("fresh");
+  r = run_stgs("show-input " + manifest_path + " --id " + row.id + " --out " + fresh + " --augment hflip,nope");
+  CHECK(r.status == 1);
+  CHECK_FALSE(std::filesystem::exists(fresh));
 }

@@ -390,7 +390,7 @@ TEST_CASE("stgs synth: writes and reports a set; rejects bad values", "[data][cl
   CHECK(r.status == 1);
   CHECK_THAT(r.output, Catch::Contains("--seconds expects a number, got 'x'"));
   r = run_synth(out + " --frames");
-  CHECK(r.status == 1);
+  CHECK(r.status == 2);
   CHECK_THAT(r.output, Catch::Contains("--frames expects a value"));
   r = run_synth("--clips 4");
   CHECK(r.status == 2);
