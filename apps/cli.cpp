@@ -325,10 +325,20 @@ std::optional<ParsedCommand> CommandLine::parse_or_print_help(int argc, char** a
   return std::nullopt;
 }
 
-nlohmann::json CommandLine::resumed_config(const ParsedCommand& cmd, const nlohmann::json& saved) const {
+nlohmann::json CommandLine::resumed_config(const ParsedCommand& cmd, const nlohmann::json& saved,
+                                           const std::string& saved_path) const {
   for (const std::string& key : cmd.given)
     STGS_CHECK(key == "resume" || key == "quiet", command_, " --resume: --", flag_name_of(key),
                " cannot change a run being resumed (its config.json holds its options)");
+  // The saved options are checked as a --config file's would be, before the run is touched: an edited value,
+  // or the directory of another command's run (its keys are not this command's options).
+  STGS_CHECK(saved.is_object(), saved_path, ": expected a JSON object of options");
+  for (const auto& [key, value] : saved.items()) {
+    const Flag* flag = find(key);
+    STGS_CHECK(flag != nullptr, saved_path, ": \"", key, "\" is not an option of ", command_,
+               " (the directory of another command's run?)");
+    check_value(*flag, value, saved_path + ": \"" + key + "\"", value.dump());
+  }
   nlohmann::json config = parse(std::vector<std::string>{}).config;
   config.update(saved);
   config["quiet"] = cmd.config["quiet"];

@@ -72,10 +72,12 @@ class CommandLine {
   // exits with status 0.
   std::optional<ParsedCommand> parse_or_print_help(int argc, char** argv) const;
 
-  // The config of a run being resumed: `saved` (its config.json) over the defaults (for keys added since it
-  // was written), with --quiet from `cmd`. Throws naming any other flag `cmd` was given besides --resume: the
-  // saved options are the run's.
-  nlohmann::json resumed_config(const ParsedCommand& cmd, const nlohmann::json& saved) const;
+  // The config of a run being resumed: `saved` (its config.json, read from `saved_path`) over the defaults (for
+  // keys added since it was written), with --quiet from `cmd`. Throws naming any other flag `cmd` was given
+  // besides --resume (the saved options are the run's), and naming the file and key when a saved key is not
+  // one of this command's options (another command's run) or its value is not one the flag accepts.
+  nlohmann::json resumed_config(const ParsedCommand& cmd, const nlohmann::json& saved,
+                                const std::string& saved_path) const;
 
   void print_help(FILE* out) const;
 

@@ -21,6 +21,7 @@
 #include "apps/run_tables.h"
 #include "data/clip.h"
 #include "data/ffmpeg.h"
+#include "engine/io/atomic_file.h"
 #include "kernels/check.h"
 #include "nas/metrics.h"
 
@@ -137,6 +138,9 @@ int detect_manifest(const ParsedCommand& cmd, Detector& detector) {
   STGS_CHECK(split.empty() || split == "train" || split == "val" || split == "test", "--split '", split,
              "': expected train, val or test");
   STGS_CHECK(!items.empty(), manifest_path, ": no clips", split.empty() ? "" : " in the " + split + " split");
+  // Scoring a large manifest takes a while: an output that cannot be written is found now.
+  std::filesystem::create_directories(std::filesystem::absolute(out).parent_path());
+  check_writable(out, "stgs detect: --out: ");
 
   const std::vector<Evidence>& evidence = detector.evidence();
   std::vector<std::string> header = kScoresHeader;  // id, label, score (the fused model's, as eval's scores.csv)

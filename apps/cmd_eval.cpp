@@ -69,9 +69,9 @@ CommandLine eval_flags() {
        {"name", "eval", "run name: the directory is <runs-dir>/<name>-<timestamp>", "NAME"},
        Flag{"epochs", 30, "training epochs"}.at_least(1),
        Flag{"batch", 8, "batch size"}.at_least(2),
-       {"lr", 1e-3, "Adam learning rate, cosine schedule maximum"},
-       {"weight-decay", 1e-4, "Adam weight decay"},
-       {"seed", 1, "seed of every random choice"},
+       Flag{"lr", 1e-3, "Adam learning rate, cosine schedule maximum"}.in(1e-12, 100),
+       Flag{"weight-decay", 1e-4, "Adam weight decay"}.at_least(0),
+       Flag{"seed", 1, "seed of every random choice"}.at_least(0),
        {"device", "auto", "auto, cpu, cuda or cuda:N"},
        {"unimodal", true, "also train image-only and audio-only versions of the genotype"},
        {"plots", true, "render loss and ROC plots with gnuplot (when installed)"},
@@ -86,13 +86,14 @@ std::string newest_search_run(const std::string& runs_dir) {
   fs::file_time_type best_time;
   if (fs::is_directory(runs_dir))
     for (const auto& e : fs::directory_iterator(runs_dir)) {
-      const std::string name = e.path().filename().string();
-      if (!e.is_directory() || !fs::exists(e.path() / "genotype.json")) continue;
+      // A search run by its files, whatever its --name: an evaluation run has a genotype.json but no entropy.csv.
+      if (!e.is_directory() || !fs::exists(e.path() / "genotype.json") || !fs::exists(e.path() / "entropy.csv"))
+        continue;
       const auto t = fs::last_write_time(e.path() / "genotype.json");
-      if (name.rfind("search", 0) == 0 && (best.empty() || t > best_time)) best = e.path().string(), best_time = t;
+      if (best.empty() || t > best_time) best = e.path().string(), best_time = t;
     }
-  STGS_CHECK(!best.empty(), runs_dir, ": no search run with a genotype.json (run `stgs search` first, or pass "
-             "SEARCH_RUN_DIR or --genotype)");
+  STGS_CHECK(!best.empty(), runs_dir, ": no search run (a directory with genotype.json and entropy.csv; run `stgs "
+             "search` first, or pass SEARCH_RUN_DIR or --genotype)");
   return best;
 }
 
@@ -145,8 +146,10 @@ nlohmann::json result_json(const ModelResult& m, int64_t backbones) {
           {"train_seconds", m.seconds}};
 }
 
-void save_checkpoint(const std::string& path, const nas::FixedRun& run) {
-  save_safetensors(path, run.state_dict().entries(), {{"format", "stgs-eval-checkpoint"}, {"version", "1"}});
+// features: features_fingerprint of the run's caches, test split included.
+void save_checkpoint(const std::string& path, const nas::FixedRun& run, const std::string& features) {
+  save_safetensors(path, run.state_dict().entries(),
+                   {{"format", "stgs-eval-checkpoint"}, {"version", "1"}, {"features_sha256", features}});
 }
 
 // models/<name>.safetensors: a single-modality model's best weights with its genotype, for `stgs detect` to
@@ -169,7 +172,7 @@ int run_eval(int argc, char** argv) {
   const std::string resume = cmd.config["resume"];
   if (resume.empty()) return evaluate_with_config(resolve_eval_inputs(cmd.config, cmd.given), std::nullopt);
   RunDir run = RunDir::open(resume);
-  const nlohmann::json config = flags.resumed_config(cmd, run.read_json("config.json"));
+  const nlohmann::json config = flags.resumed_config(cmd, run.read_json("config.json"), run.file("config.json"));
   return evaluate_with_config(config, std::move(run));
 }
 
@@ -211,10 +214,23 @@ int evaluate_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, con
   config["features"] = join_list(caches.train, ",");
   if (caches.protocol == "cross") config["test_features"] = caches.test.front();
   const ProtocolData data = load_protocol_data(caches, true);
+  const std::string fingerprint = features_fingerprint(data, true);
   const nas::FeatureSet train = to_feature_set(data.train), val = to_feature_set(data.val),
                         test = to_feature_set(data.test);
   STGS_CHECK(genotype.config.input_names == train.names, config["genotype"].get<std::string>(),
              ": its inputs do not match the feature cache's (", join_list(caches.train, ", "), ")");
+  // A genotype searched on caches of other backbone widths or another L does not fit these features.
+  const std::vector<int64_t> channels = data.train.channels();
+  auto text = [](const std::vector<int64_t>& v) {
+    std::string s;
+    for (int64_t x : v) s += (s.empty() ? "" : ", ") + std::to_string(x);
+    return s;
+  };
+  STGS_CHECK(genotype.config.input_channels == channels && genotype.config.L == data.train.length(),
+             config["genotype"].get<std::string>(), ": the genotype was searched on features with channels ",
+             text(genotype.config.input_channels), " and L ", genotype.config.L, ", but the feature cache (",
+             join_list(caches.train, ", "), ") has channels ", text(channels), " and L ", data.train.length(),
+             " (other backbone widths or --L: search again on this cache)");
   nas::FixedRunOptions options;
   options.epochs = config["epochs"];
   options.batch_size = config["batch"];
@@ -247,9 +263,13 @@ int evaluate_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, con
     CsvTable metrics(kEvalMetricsHeader);
     const std::string ckpt = run_slot ? run_slot->file("checkpoints/last.safetensors") : "";
     if (checkpointed && run_slot && fs::exists(ckpt)) {
-      model.load_state_dict(StateDict(load_safetensors(ckpt).tensors));
-      metrics = CsvTable::load(run_slot->file("metrics.csv"), kEvalMetricsHeader);
-      metrics.truncate(size_t(model.epoch()));
+      const SafetensorsFile saved = load_safetensors(ckpt);
+      const auto format = saved.metadata.find("format");
+      STGS_CHECK(format != saved.metadata.end() && format->second == "stgs-eval-checkpoint", ckpt,
+                 ": not an evaluation checkpoint");
+      check_features_unchanged(saved.metadata, ckpt, fingerprint, caches);
+      model.load_state_dict(StateDict(saved.tensors));
+      metrics = CsvTable::load_epochs(run_slot->file("metrics.csv"), kEvalMetricsHeader, model.epoch());
       if (run) run->log(name + ": resumed at epoch " + std::to_string(model.epoch() + 1));
     }
     while (model.epoch() < options.epochs) {
@@ -263,7 +283,7 @@ int evaluate_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, con
       bar.finish();
       if (!r.complete) {
         if (run == nullptr) return std::nullopt;
-        if (checkpointed) save_checkpoint(ckpt, model);
+        if (checkpointed) save_checkpoint(ckpt, model, fingerprint);
         run->log(name + ": interrupted at epoch " + std::to_string(epoch + 1) +
                  "; resume with: stgs eval --resume " + run->path());
         return std::nullopt;
@@ -274,7 +294,7 @@ int evaluate_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, con
                              r.val.eer, r.lr, r.seconds});
         metrics.save(run->file("metrics.csv"));
         FaultInjection::after_tables(epoch + 1);
-        save_checkpoint(ckpt, model);
+        save_checkpoint(ckpt, model, fingerprint);
       }
       char line[200];
       std::snprintf(line, sizeof line, "%s epoch %lld/%lld  loss %.4f  val AUC %.4f ACC %.4f  %.1fs%s", name.c_str(),
@@ -330,7 +350,8 @@ int evaluate_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, con
   doc["caches"] = caches.by_split();
   doc["models"] = models;
   run->write_json("results.json", doc);
-  write_run_report(*run, run->path(), plots);
+  if (plots) render_run_plots_or_warn(*run);
+  write_run_report(*run, run->path(), false);
 
   std::printf("%-12s %9s %9s %9s %14s %14s\n", "model", "test AUC", "ACC@0.5", "EER", "fusion params", "total params");
   for (const ModelResult& m : results)

@@ -26,8 +26,8 @@ CommandLine inspect_flags() {
         "also compare the keys with a model's state dict: resnet34-image (torchvision names) or resnet34-audio "
         "(AutoSpeech); lists matching, missing and unexpected keys and shape mismatches",
         "NAME"},
-       Flag{"width", 0, "the model's layer1 width; 0: read from conv1.weight, else 64", "W"}.at_least(0),
-       Flag{"classes", 0, "the model's head size; 0: read from the head's weight, else no head"}.at_least(0)});
+       Flag{"width", 0, "the model's layer1 width; 0: read from conv1.weight, else 64", "W"}.in(0, 1024),
+       Flag{"classes", 0, "the model's head size; 0: read from the head's weight, else no head"}.in(0, 1000000)});
 }
 
 // Compares the file's tensors with the model's state dict; returns the exit status (0 or 3).

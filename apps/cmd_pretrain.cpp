@@ -134,12 +134,8 @@ int run_pretrain(int argc, char** argv) {
   // Find out now, not after the training, that an output cannot be written: each is created beside its
   // target (and removed again) as the final atomic write will.
   const std::string stats_out = image || !a.stats.empty() ? "" : beside_output(a.out, ".stats.safetensors");
-  for (const std::string& path : {a.out, beside_output(a.out, ".config.json"), stats_out}) {
-    if (path.empty()) continue;
-    STGS_CHECK(!path.ends_with("/") && !std::filesystem::is_directory(path), kCommand, ": the output '", path,
-               "' is a directory; --out names the file to write");
-    AtomicFile probe(path, std::string(kCommand) + ": --out: ");
-  }
+  for (const std::string& path : {a.out, beside_output(a.out, ".config.json"), stats_out})
+    if (!path.empty()) check_writable(path, std::string(kCommand) + ": --out: ");
   a.train.device = parse_device_option(kCommand, a.device);
   const auto start = std::chrono::steady_clock::now();
 

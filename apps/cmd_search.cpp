@@ -56,22 +56,24 @@ CommandLine search_flags() {
       Flag{"epochs", 30, "maximum number of epochs"}.at_least(1),
       Flag{"batch", 8, "batch size (paper: 8)"}.at_least(2),
       Flag{"samples", 15, "M: architecture draws per step, losses averaged (paper: 15)"}.at_least(1),
-      {"lambda", 10.0, "Gumbel-softmax temperature (paper: 10)"},
-      {"lambda-end", 0.0, "anneal lambda linearly to this value at the last epoch (0: fixed)"},
-      {"mode", "stgs", "stgs (hard straight-through), soft (relaxed sample) or softmax (BM-NAS, no noise)"},
-      {"path", "exact", "exact (every op of every row) or fast (only the sampled ones, GDAS gradient)"},
-      {"cells", 2, "fusion cells"},
-      {"steps", 2, "inner steps per cell"},
-      {"channels", 128, "C: channels of every node after the reshape layers"},
-      {"dropout", 0.2, "dropout of the reshape layers, cell outputs, LinearGLU and ConcatFC"},
-      {"optimizer", "sgd", "weight optimizer: sgd (momentum 0.9) or adam"},
-      {"weight-lr", 3e-3, "weight learning rate, cosine schedule maximum"},
-      {"weight-decay", 3e-3, "weight decay of the network weights"},
-      {"arch-lr", 3e-3, "architecture Adam learning rate"},
-      {"arch-weight-decay", 1e-3, "architecture weight decay"},
-      {"patience", 10, "stop after this many epochs with flat entropies (0: never stop early)"},
-      {"tolerance", 1e-3, "an entropy changing by less than this per epoch counts as flat"},
-      {"seed", 1, "seed of every random choice"},
+      Flag{"lambda", 10.0, "Gumbel-softmax temperature (paper: 10)"}.in(1e-6, 1e6),
+      Flag{"lambda-end", 0.0, "anneal lambda linearly to this value at the last epoch (0: fixed)"}.in(0, 1e6),
+      Flag{"mode", "stgs", "stgs (hard straight-through), soft (relaxed sample) or softmax (BM-NAS, no noise)"}
+          .one_of({"stgs", "soft", "softmax"}),
+      Flag{"path", "exact", "exact (every op of every row) or fast (only the sampled ones, GDAS gradient)"}
+          .one_of({"exact", "fast"}),
+      Flag{"cells", 2, "fusion cells"}.in(1, 64),
+      Flag{"steps", 2, "inner steps per cell"}.in(1, 64),
+      Flag{"channels", 128, "C: channels of every node after the reshape layers"}.in(1, 65536),
+      Flag{"dropout", 0.2, "dropout of the reshape layers, cell outputs, LinearGLU and ConcatFC"}.in(0, 0.99),
+      Flag{"optimizer", "sgd", "weight optimizer: sgd (momentum 0.9) or adam"}.one_of({"sgd", "adam"}),
+      Flag{"weight-lr", 3e-3, "weight learning rate, cosine schedule maximum"}.in(1e-12, 100),
+      Flag{"weight-decay", 3e-3, "weight decay of the network weights"}.at_least(0),
+      Flag{"arch-lr", 3e-3, "architecture Adam learning rate"}.in(1e-12, 100),
+      Flag{"arch-weight-decay", 1e-3, "architecture weight decay"}.at_least(0),
+      Flag{"patience", 10, "stop after this many epochs with flat entropies (0: never stop early)"}.at_least(0),
+      Flag{"tolerance", 1e-3, "an entropy changing by less than this per epoch counts as flat"}.at_least(0),
+      Flag{"seed", 1, "seed of every random choice"}.at_least(0),
       {"device", "auto", "auto, cpu, cuda or cuda:N"},
       {"plots", true, "render loss and entropy plots with gnuplot (when installed)"},
       {"quiet", false, "no progress bar and no log echo on stderr"},
@@ -158,13 +160,27 @@ void write_best_genotype(const RunDir& run, const nas::Genotype& g) {
   }
 }
 
-void save_checkpoint(const std::string& path, const nas::SearchRun& search, int64_t best_epoch, double best_auc) {
+// features: features_fingerprint of the run's caches.
+void save_checkpoint(const std::string& path, const nas::SearchRun& search, int64_t best_epoch, double best_auc,
+                     const std::string& features) {
   const StateDict state = search.state_dict();
   save_safetensors(path, state.entries(),
                    {{"format", "stgs-search-checkpoint"},
                     {"version", "1"},
                     {"best_epoch", std::to_string(best_epoch)},
-                    {"best_val_auc", CsvTable::number(best_auc)}});
+                    {"best_val_auc", CsvTable::number(best_auc)},
+                    {"features_sha256", features}});
+}
+
+// A number save_checkpoint recorded in the checkpoint's metadata.
+double checkpoint_number(const SafetensorsFile& ckpt, const std::string& key) {
+  const auto it = ckpt.metadata.find(key);
+  STGS_CHECK(it != ckpt.metadata.end(), ckpt.path, ": the checkpoint's metadata has no \"", key, "\"");
+  char* end = nullptr;
+  const double v = std::strtod(it->second.c_str(), &end);
+  STGS_CHECK(!it->second.empty() && *end == '\0', ckpt.path, ": the checkpoint's \"", key, "\" is '", it->second,
+             "', not a number");
+  return v;
 }
 
 }  // namespace
@@ -181,7 +197,7 @@ int run_search(int argc, char** argv) {
     return cmd.config["sweep"] == "" ? search_with_config(cmd.config, std::nullopt)
                                       : sweep_with_config(cmd.config, std::nullopt);
   RunDir run = RunDir::open(resume);  // a search run or a sweep directory
-  const nlohmann::json config = flags.resumed_config(cmd, run.read_json("config.json"));
+  const nlohmann::json config = flags.resumed_config(cmd, run.read_json("config.json"), run.file("config.json"));
   return config["sweep"] == "" ? search_with_config(config, std::move(run)) : sweep_with_config(config, std::move(run));
 }
 
@@ -204,6 +220,7 @@ int search_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, const
   config["features"] = join_list(caches.train, ",");
 
   const ProtocolData data = load_protocol_data(caches, false);
+  const std::string fingerprint = features_fingerprint(data, false);
   const nas::FeatureSet train = to_feature_set(data.train), val = to_feature_set(data.val);
   const Device device = ranks.device;
   const nas::SearchConfig space =
@@ -235,17 +252,17 @@ int search_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, const
     const SafetensorsFile ckpt = load_safetensors(run_slot->file("checkpoints/last.safetensors"));
     STGS_CHECK(ckpt.metadata.count("format") && ckpt.metadata.at("format") == "stgs-search-checkpoint",
                ckpt.path, ": not a search checkpoint");
+    check_features_unchanged(ckpt.metadata, ckpt.path, fingerprint, caches);
     search.load_state_dict(StateDict(ckpt.tensors));
-    best_epoch = std::stoll(ckpt.metadata.at("best_epoch"));
-    best_auc = std::stod(ckpt.metadata.at("best_val_auc"));
-    metrics = CsvTable::load(run_slot->file("metrics.csv"), kSearchMetricsHeader);
-    entropy = CsvTable::load(run_slot->file("entropy.csv"), kEntropyHeader);
-    metrics.truncate(size_t(search.epoch()));
-    entropy.truncate(size_t(search.epoch()));
-    STGS_CHECK(int64_t(entropy.rows()) == search.epoch(), run_slot->file("entropy.csv"), ": ", entropy.rows(),
-               " rows but the checkpoint is at epoch ", search.epoch());
+    best_epoch = int64_t(checkpoint_number(ckpt, "best_epoch"));
+    best_auc = checkpoint_number(ckpt, "best_val_auc");
+    metrics = CsvTable::load_epochs(run_slot->file("metrics.csv"), kSearchMetricsHeader, search.epoch());
+    entropy = CsvTable::load_epochs(run_slot->file("entropy.csv"), kEntropyHeader, search.epoch());
+    // A kill between the best epoch's checkpoint and its copy to best.safetensors: the copy is redone (the
+    // checkpoint ends exactly the epoch it records as best, so they are the same state).
+    if (run && best_epoch >= 0 && best_epoch == search.epoch() - 1 && search.step_in_epoch() == 0) copy_to_best(*run);
     for (size_t e = 0; e < entropy.rows(); ++e)  // replay the convergence rule's history
-      monitor.update({std::stod(entropy.row(e)[1]), std::stod(entropy.row(e)[2]), std::stod(entropy.row(e)[3])});
+      monitor.update({entropy.number(e, "alpha"), entropy.number(e, "beta"), entropy.number(e, "gamma")});
     if (run) run->log("resumed at epoch " + std::to_string(search.epoch() + 1) + ", step " +
                       std::to_string(search.step_in_epoch()));
   } else if (run) {
@@ -271,7 +288,7 @@ int search_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, const
     bar.finish();
     if (!r.complete) {
       if (run == nullptr) return 130;
-      save_checkpoint(run->file("checkpoints/last.safetensors"), search, best_epoch, best_auc);
+      save_checkpoint(run->file("checkpoints/last.safetensors"), search, best_epoch, best_auc, fingerprint);
       run->log("interrupted at epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(r.steps) +
                "; checkpoint written. Resume with: stgs search --resume " + run->path());
       return 130;
@@ -292,9 +309,9 @@ int search_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, const
       nas::save_genotype(run->file(genotype_file(epoch)), r.genotype);
       FaultInjection::after_tables(epoch + 1);
       if (best) write_best_genotype(*run, r.genotype);
-      save_checkpoint(run->file("checkpoints/last.safetensors"), search, best_epoch, best_auc);
+      save_checkpoint(run->file("checkpoints/last.safetensors"), search, best_epoch, best_auc, fingerprint);
       if (best) copy_to_best(*run);
-      if (config["plots"].get<bool>()) render_run_plots(*run, run->path());
+      if (config["plots"].get<bool>()) render_run_plots_or_warn(*run);
       char line[256];
       std::snprintf(line, sizeof line,
                     "epoch %lld/%lld  loss %.4f/%.4f  val AUC %.4f ACC %.4f  entropy %.3f %.3f %.3f  lambda %.3g  %.1fs%s",

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -46,7 +47,10 @@ bool gnuplot_available() {
 bool plot_lines(const std::string& png, const std::vector<PlotSeries>& series, const PlotOptions& options) {
   STGS_CHECK(!series.empty(), "plot_lines: ", png, ": no series to plot");
   if (!gnuplot_available()) return false;
-  const std::string tmp_png = png + ".tmp.png", script_path = png + ".tmp.gp";
+  // Names no other process uses: `stgs report` may plot into a run directory while the run itself does.
+  static std::atomic<uint64_t> counter{0};
+  const std::string unique = ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  const std::string tmp_png = png + unique + ".png", script_path = png + unique + ".gp";
   {
     std::ofstream gp(script_path);
     STGS_CHECK(gp.good(), script_path, ": cannot write the gnuplot script");

@@ -6,6 +6,7 @@
 
 #include "apps/features.h"
 #include "apps/options.h"
+#include "engine/io/sha256.h"
 #include "engine/ops.h"
 #include "kernels/check.h"
 
@@ -57,6 +58,35 @@ ProtocolCaches protocol_caches(const std::string& protocol, const std::string& f
     c.test = c.train;
   }
   return c;
+}
+
+std::string features_fingerprint(const ProtocolData& data, bool with_test) {
+  Sha256 hash;
+  auto add_tensor = [&](const Tensor& t) {
+    const Tensor c = t.contiguous();
+    hash.update(c.shape().str());
+    hash.update(c.raw_data(), size_t(c.numel()) * dtype_size(c.dtype()));
+  };
+  std::vector<const data::FeatureSplit*> splits = {&data.train, &data.val};
+  if (with_test) splits.push_back(&data.test);
+  for (const data::FeatureSplit* s : splits) {
+    hash.update(s->split + "\n");
+    for (const std::string& id : s->ids) hash.update(id + "\n");
+    add_tensor(s->labels);
+    add_tensor(s->categories);
+    for (const Tensor& f : s->features) add_tensor(f);
+  }
+  return hash.hex();
+}
+
+void check_features_unchanged(const std::map<std::string, std::string>& checkpoint_metadata,
+                              const std::string& checkpoint_path, const std::string& fingerprint,
+                              const ProtocolCaches& caches) {
+  const auto it = checkpoint_metadata.find("features_sha256");
+  STGS_CHECK(it == checkpoint_metadata.end() || it->second == fingerprint, checkpoint_path,
+             ": the feature caches changed since this run began (", caches.summary(),
+             "; their contents differ from what the checkpoint records): a run resumes only on the data it started "
+             "with; start a new run for the new caches");
 }
 
 ProtocolData load_protocol_data(const ProtocolCaches& caches, bool need_test) {

@@ -5,9 +5,11 @@
 //   cross   train and val of one cache, test of another cache's test split (Table 4: searched and trained on
 //           one dataset, tested on an unseen one)
 // Caches combined this way must hold features of the same shapes (backbones of the same widths, the same L).
-// defines: ProtocolCaches, protocol_caches, ProtocolData, load_protocol_data, merge_feature_splits
+// defines: ProtocolCaches, protocol_caches, ProtocolData, load_protocol_data, merge_feature_splits,
+//          features_fingerprint, check_features_unchanged
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -43,6 +45,17 @@ struct ProtocolData {
 // cache (load_feature_split's errors: a missing directory or file, an empty split), and merges them. Throws
 // naming both files when a split's feature shapes differ from the first training cache's.
 ProtocolData load_protocol_data(const ProtocolCaches& caches, bool need_test);
+
+// SHA-256 over the loaded splits' contents (ids, labels, categories, every feature value; test only when
+// `with_test`): a run records it in its checkpoints, and a resume refuses caches that changed since the run
+// began instead of silently finishing on other data. About 1 s per GB of features.
+std::string features_fingerprint(const ProtocolData& data, bool with_test);
+
+// Throws, naming the checkpoint and the caches, when the checkpoint's recorded "features_sha256" differs from
+// `fingerprint` (checkpoints written before runs recorded it pass).
+void check_features_unchanged(const std::map<std::string, std::string>& checkpoint_metadata,
+                              const std::string& checkpoint_path, const std::string& fingerprint,
+                              const ProtocolCaches& caches);
 
 // The rows of `splits` one after the other (features, labels, categories, ids); its path lists their files.
 data::FeatureSplit merge_feature_splits(const std::vector<data::FeatureSplit>& splits);

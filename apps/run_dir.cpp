@@ -2,8 +2,10 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -123,7 +125,30 @@ CsvTable CsvTable::load(const std::string& path, const std::vector<std::string>&
                ")");
     table.rows_.push_back(std::move(fields));
   }
+  table.path_ = path;
   return table;
+}
+
+CsvTable CsvTable::load_epochs(const std::string& path, const std::vector<std::string>& header, int64_t epochs) {
+  if (epochs == 0 && !std::filesystem::exists(path)) return CsvTable(header);
+  CsvTable table = load(path, header);
+  STGS_CHECK(int64_t(table.rows()) >= epochs, path, ": ", table.rows(), " rows, but the checkpoint is at epoch ",
+             epochs, " (the table was cut or edited)");
+  table.truncate(size_t(epochs));
+  return table;
+}
+
+double CsvTable::number(size_t row, const std::string& column) const {
+  const std::string where = path_.empty() ? std::string("CSV table") : path_;
+  const auto it = std::find(header_.begin(), header_.end(), column);
+  STGS_CHECK(it != header_.end(), where, ": no column '", column, "'");
+  STGS_CHECK(row < rows_.size(), where, ": no row ", row + 1, " (", rows_.size(), " rows)");
+  const std::string& text = rows_[row][size_t(it - header_.begin())];
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  STGS_CHECK(!text.empty() && *end == '\0', where, ": row ", row + 1, ", column '", column, "' is '", text,
+             "', not a number");
+  return v;
 }
 
 void CsvTable::add(const std::vector<std::string>& fields) {

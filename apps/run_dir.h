@@ -48,6 +48,10 @@ class CsvTable {
   // Reads a table this class wrote; throws naming the file and line when the header differs from `header`
   // or a row has the wrong number of fields.
   static CsvTable load(const std::string& path, const std::vector<std::string>& header);
+  // The first `epochs` rows of a per-epoch table a checkpoint at `epochs` goes with: a run stopped in its first
+  // epoch has no table yet (empty when the file is missing and epochs == 0); fewer rows than epochs is an
+  // error naming the file (the table was cut or edited), later rows (written before a kill) are dropped.
+  static CsvTable load_epochs(const std::string& path, const std::vector<std::string>& header, int64_t epochs);
 
   // One row, its fields in header order (strings are quoted when they hold a comma or a quote).
   void add(const std::vector<std::string>& fields);
@@ -56,6 +60,9 @@ class CsvTable {
   size_t rows() const { return rows_.size(); }
   const std::vector<std::string>& row(size_t i) const { return rows_[i]; }
   const std::vector<std::string>& header() const { return header_; }
+  // The number in row `row`, column `column` ("nan", "inf" accepted); throws naming the file, row and column
+  // when the column does not exist or the field is not a number.
+  double number(size_t row, const std::string& column) const;
 
   std::string str() const;
   void save(const std::string& path) const;  // atomic
@@ -65,6 +72,7 @@ class CsvTable {
  private:
   std::vector<std::string> header_;
   std::vector<std::vector<std::string>> rows_;
+  std::string path_;  // the file it was loaded from, for messages
 };
 
 }  // namespace stgs::apps

@@ -21,18 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The index of `name` in a table's header (the header was checked on load, so it is there).
-size_t column(const CsvTable& table, const std::string& name) {
-  const std::vector<std::string>& h = table.header();
-  for (size_t i = 0; i < h.size(); ++i)
-    if (h[i] == name) return i;
-  STGS_FAIL("CSV table: no column '", name, "'");
-}
-
-double cell(const CsvTable& table, size_t row, const std::string& name) {
-  return std::stod(table.row(row).at(column(table, name)));
-}
-
 // Where a figure of the run lies, as report.md in out_dir links it.
 std::string link(const std::string& out_dir, const std::string& file) {
   return fs::relative(fs::absolute(file), fs::absolute(out_dir)).string();
@@ -89,8 +77,8 @@ size_t best_search_row(const CsvTable& metrics) {
   size_t best = 0;
   double best_value = -1;
   for (size_t r = 0; r < metrics.rows(); ++r) {
-    const double auc = cell(metrics, r, "val_auc");
-    const double value = std::isnan(auc) ? cell(metrics, r, "val_acc") : auc;
+    const double auc = metrics.number(r, "val_auc");
+    const double value = std::isnan(auc) ? metrics.number(r, "val_acc") : auc;
     if (value > best_value) best = r, best_value = value;
   }
   return best;
@@ -103,10 +91,10 @@ RunSummary summarize_search(const RunDir& run, RunSummary s) {
   const size_t best = best_search_row(metrics);
   s.mode = config.value("mode", "");
   s.split = "val";
-  s.auc = cell(metrics, best, "val_auc");
-  s.acc = cell(metrics, best, "val_acc");
-  s.eer = cell(metrics, best, "val_eer");
-  s.best_epoch = int64_t(cell(metrics, best, "epoch"));
+  s.auc = metrics.number(best, "val_auc");
+  s.acc = metrics.number(best, "val_acc");
+  s.eer = metrics.number(best, "val_eer");
+  s.best_epoch = int64_t(metrics.number(best, "epoch"));
   const nas::Genotype g = nas::load_genotype(run.file("genotype.json"));
   s.fusion_parameters = fixed_network_parameters(g);
   if (has_cache_inputs(g)) s.total_parameters = s.fusion_parameters + backbone_parameters(g.config.input_channels);
@@ -156,6 +144,7 @@ void write_search_report(const RunDir& run, const std::string& out_dir) {
   const RunSummary s = summarize_run(run);
   const nlohmann::json config = run.read_json("config.json");
   const CsvTable entropy = CsvTable::load(run.file("entropy.csv"), kEntropyHeader);
+  STGS_CHECK(entropy.rows() > 0, run.file("entropy.csv"), ": no epoch finished yet (the table has only its header)");
   const nas::Genotype g = nas::load_genotype(run.file("genotype.json"));
   const std::string loss_png = out_dir + "/loss.png", entropy_png = out_dir + "/entropy.png";
   const size_t last = entropy.rows() - 1;
@@ -172,8 +161,8 @@ void write_search_report(const RunDir& run, const std::string& out_dir) {
                 format_count(s.total_parameters).c_str());
   report += line;
   std::snprintf(line, sizeof line, "Mean row entropies after epoch %s (nats): E(alpha) %.4f, E(beta) %.4f, E(gamma) %.4f.\n\n",
-                entropy.row(last)[0].c_str(), cell(entropy, last, "alpha"), cell(entropy, last, "beta"),
-                cell(entropy, last, "gamma"));
+                entropy.row(last)[0].c_str(), entropy.number(last, "alpha"), entropy.number(last, "beta"),
+                entropy.number(last, "gamma"));
   report += line;
   report += "Best genotype:\n\n" + describe_genotype(g);
   report += "\nFiles: `metrics.csv`, `entropy.csv`, `genotypes/epoch_NNN.json`, `genotype.json`, `genotype.dot`.\n";
@@ -247,6 +236,14 @@ void render_run_plots(const RunDir& run, const std::string& out_dir) {
   STGS_CHECK(!ec, out_dir, ": cannot create the report directory: ", ec.message());
   if (run_kind(run) == RunKind::Search) render_search_plots(run, out_dir);
   else render_eval_plots(run, out_dir);
+}
+
+void render_run_plots_or_warn(const RunDir& run) {
+  try {
+    render_run_plots(run, run.path());
+  } catch (const Error& e) {
+    run.log(std::string("warning: plots not rendered: ") + e.what());
+  }
 }
 
 void write_run_report(const RunDir& run, const std::string& out_dir, bool plots) {

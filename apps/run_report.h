@@ -2,7 +2,7 @@
 // genotype.json, results.json, roc.csv) and from nothing held in memory, so that `stgs report RUN_DIR`
 // regenerates exactly what the run wrote, and a comparison of several runs reads the same numbers.
 // defines: RunKind, run_kind, RunSummary, summarize_run, format_metric, format_count, render_run_plots,
-//          write_run_report
+//          render_run_plots_or_warn, write_run_report
 #pragma once
 
 #include <cstdint>
@@ -46,6 +46,9 @@ std::string format_count(int64_t n);
 // The figures of the run into out_dir (created), from its CSV files: loss.png and entropy.png for a search,
 // loss.png and roc.png for an evaluation. Nothing without gnuplot (apps/plots.h).
 void render_run_plots(const RunDir& run, const std::string& out_dir);
+// The same into the run's own directory, for a run in progress: a failure is a warning in its log, since a
+// figure must never stop (or fail) the training it illustrates.
+void render_run_plots_or_warn(const RunDir& run);
 
 // Writes report.md into out_dir (the run directory itself, or another directory) and, when `plots` and gnuplot
 // is installed, the figures it shows there (render_run_plots). A search report gives its caches and protocol,

@@ -68,7 +68,7 @@ TEST_CASE("stgs inspect: lists tensors and compares keys with a model", "[cli]")
   CHECK_THAT(r.output, Catch::Contains("expected resnet34-image or resnet34-audio"));
   r = run_stgs("inspect " + good + " --width zero");
   CHECK(r.status == 1);
-  CHECK_THAT(r.output, Catch::Contains("--width expects an integer >= 0, got 'zero'"));
+  CHECK_THAT(r.output, Catch::Contains("--width expects an integer in [0, 1024], got 'zero'"));
   r = run_stgs("inspect --bogus");
   CHECK(r.status == 2);
   r = run_stgs("inspect --help");

@@ -225,6 +225,8 @@ TEST_CASE("stgs detect: clear errors naming the file or value", "[detect][app]")
   // Usage: a bad value is an error (status 1), a missing argument a usage error (status 2).
   CHECK_THAT(detect("--manifest " + p.manifest + " " + p.eval_run + " --out x.csv --split tset"),
              Catch::Contains("--split 'tset': expected train, val or test"));
+  CHECK_THAT(detect("--manifest " + p.manifest + " " + p.eval_run + " --out " + tmp.dir.string()),
+             Catch::Contains("--out: '" + tmp.dir.string() + "' is a directory"));
   CHECK_THAT(detect(clip + " " + p.eval_run + " --threshold 2"), Catch::Contains("--threshold expects a number in [0, 1]"));
   auto usage = [&](const std::string& args) {
     const CommandResult r = run_stgs("detect " + args + " --device cpu");

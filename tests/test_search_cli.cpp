@@ -180,3 +180,90 @@ TEST_CASE("stgs search and eval: clear errors for bad input", "[app][e2e]") {
   CHECK(r.output.find((no_train / "train.safetensors").string() + ": the train split has no clips") !=
         std::string::npos);
 }
+
+TEST_CASE("stgs search and eval: resume after a first-epoch Ctrl-C; refused on edited or foreign run files",
+          "[app][e2e]") {
+  TempDir tmp("search_cli_resume");
+  const fs::path cache = tmp.dir / "features";
+  write_feature_cache(cache, 5);  // 48 training clips: 6 steps per epoch
+  const std::string eval_flags = " --epochs 2 --lr 0.01 --quiet --no-plots --no-unimodal";
+  auto interrupted = [&](const std::string& command, int step) {
+    setenv("STGS_FAULT_INTERRUPT_AT_STEP", std::to_string(step).c_str(), 1);
+    const CommandResult r = run_stgs(command);
+    unsetenv("STGS_FAULT_INTERRUPT_AT_STEP");
+    CHECK(r.status == 130);
+  };
+  CommandResult r = run_stgs("search " + cache.string() + " --runs-dir " + (tmp.dir / "a").string() + kSearchFlags);
+  REQUIRE(r.status == 0);
+  const fs::path a = only_run(tmp.dir / "a", "search-");
+  r = run_stgs("eval " + a.string() + " --runs-dir " + (tmp.dir / "e").string() + eval_flags);
+  REQUIRE(r.status == 0);
+  const fs::path e = only_run(tmp.dir / "e", "eval-");
+
+  // Ctrl-C before the first epoch ends (no tables yet): both resume to the uninterrupted results.
+  interrupted("search " + cache.string() + " --runs-dir " + (tmp.dir / "b").string() + kSearchFlags, 2);
+  const fs::path b = only_run(tmp.dir / "b", "search-");
+  r = run_stgs("search --resume " + b.string() + " --quiet");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(metrics_without_time(b / "metrics.csv") == metrics_without_time(a / "metrics.csv"));
+  interrupted("eval " + a.string() + " --runs-dir " + (tmp.dir / "f").string() + eval_flags, 2);
+  const fs::path f = only_run(tmp.dir / "f", "eval-");
+  r = run_stgs("eval --resume " + f.string() + " --quiet");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(slurp(f / "scores.csv") == slurp(e / "scores.csv"));
+
+  // A table cut shorter than the checkpoint's epoch.
+  interrupted("search " + cache.string() + " --runs-dir " + (tmp.dir / "c").string() + kSearchFlags, 14);
+  const fs::path c = only_run(tmp.dir / "c", "search-");
+  const std::string metrics = slurp(c / "metrics.csv");
+  testing::write_file_bytes((c / "metrics.csv").string(), metrics.substr(0, metrics.find('\n', metrics.find('\n') + 1) + 1));
+  r = run_stgs("search --resume " + c.string() + " --quiet");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains("metrics.csv: 1 rows, but the checkpoint is at epoch 2"));
+
+  // Another command's run directory is refused before anything in it is written.
+  const std::string genotype = slurp(e / "genotype.json");
+  r = run_stgs("search --resume " + e.string() + " --quiet");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains("config.json: \"genotype\" is not an option of stgs search"));
+  CHECK(slurp(e / "genotype.json") == genotype);
+  r = run_stgs("eval --resume " + a.string() + " --quiet");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains("is not an option of stgs eval"));
+
+  // An edited saved option is checked as a --config file's.
+  fs::copy(f, tmp.dir / "g", fs::copy_options::recursive);
+  nlohmann::json config = nlohmann::json::parse(slurp(tmp.dir / "g/config.json"));
+  config["epochs"] = 0;
+  testing::write_file_bytes((tmp.dir / "g/config.json").string(), config.dump());
+  r = run_stgs("eval --resume " + (tmp.dir / "g").string() + " --quiet");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains("config.json: \"epochs\" expects an integer >= 1, got 0"));
+
+  // Caches rewritten since the run began: the resume refuses to finish on other data.
+  const fs::path moved = tmp.dir / "features2";
+  write_feature_cache(moved, 5);
+  interrupted("search " + moved.string() + " --runs-dir " + (tmp.dir / "h").string() + kSearchFlags, 7);
+  write_feature_cache(moved, 9);
+  r = run_stgs("search --resume " + fs::path(only_run(tmp.dir / "h", "search-")).string() + " --quiet");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains("the feature caches changed since this run began"));
+
+  // A genotype searched on other feature shapes (here L 4) is refused on these (L 3), naming both.
+  write_feature_cache(tmp.dir / "features_l3", 5, 3);
+  r = run_stgs("eval " + a.string() + " --features " + (tmp.dir / "features_l3").string() + " --runs-dir " +
+               (tmp.dir / "l3").string() + eval_flags);
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains("the genotype was searched on features with channels 4, 4, 8, 8, 4, 4, 8, 8 "
+                                       "and L 4, but the feature cache"));
+
+  // A report of a search whose entropy table lost its rows: an error, not a crash.
+  fs::copy(a, tmp.dir / "k", fs::copy_options::recursive);
+  const std::string entropy = slurp(tmp.dir / "k/entropy.csv");
+  testing::write_file_bytes((tmp.dir / "k/entropy.csv").string(), entropy.substr(0, entropy.find('\n') + 1));
+  r = run_stgs("report " + (tmp.dir / "k").string() + " --no-plots");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains("entropy.csv: no epoch finished yet"));
+}

@@ -78,6 +78,12 @@ void AtomicFile::commit() {
   sync_parent_directory(path_);
 }
 
+void check_writable(const std::string& path, const std::string& where) {
+  STGS_CHECK(!path.empty() && path.back() != '/' && !std::filesystem::is_directory(path), where, "'", path,
+             "' is a directory; expected the path of a file to write");
+  AtomicFile probe(path, where);  // removed again when it goes out of scope uncommitted
+}
+
 void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& where) {
   AtomicFile file(path, where);
   file.write(bytes);

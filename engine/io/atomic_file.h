@@ -1,5 +1,5 @@
 // Replacing a file so that readers see either its old contents or the complete new ones, never a mix.
-// defines: AtomicFile, write_file_atomically
+// defines: AtomicFile, write_file_atomically, check_writable
 //
 // The data goes to a temporary file in the target's directory (so the final rename() stays on one file
 // system and is atomic), is fsync'ed, and is then renamed over the target; the directory is synced last so
@@ -35,5 +35,10 @@ class AtomicFile {
 
 // The whole of `bytes` as the new contents of `path`, atomically (see AtomicFile).
 void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& where);
+
+// For commands that write their result after long work: throws (prefixed by `where`) now, rather than at the
+// end, when `path` names a directory or an atomic write there would fail (creates and removes the temporary
+// file an AtomicFile would). The path's directory must exist.
+void check_writable(const std::string& path, const std::string& where);
 
 }  // namespace stgs
