@@ -80,7 +80,7 @@ CommandLine eval_flags() {
 
 namespace {
 
-// The newest run directory named search-* under runs_dir that has a genotype.json.
+// The newest search run directory under runs_dir (by its genotype.json), whatever its name.
 std::string newest_search_run(const std::string& runs_dir) {
   std::string best;
   fs::file_time_type best_time;

@@ -271,20 +271,29 @@ int run_pretrain(int argc, char** argv) {
       {"stgs_version", kVersion},
   };
   if (result.stopped) meta["stopped_after_epoch"] = std::to_string(result.epochs.size());
+  // New statistics are staged beside their final name and moved there only once the backbone that records
+  // their hash is written: a failure in between leaves the earlier backbone with its own statistics.
+  namespace fs = std::filesystem;
+  const std::string staged = stats_out.empty() ? "" : stats_out + ".pending";
   if (image) {
     meta["frames"] = std::to_string(a.frames);
     meta["size"] = std::to_string(a.size);
   } else {
-    if (!stats_out.empty()) {
-      stats.save(stats_out);
-      if (!a.quiet) std::printf("statistics -> %s\n", stats_out.c_str());
-    }
+    if (!staged.empty()) stats.save(staged);
     // Relative to the backbone's directory, where `stgs extract` looks for it.
-    namespace fs = std::filesystem;
     meta["stats"] = fs::absolute(stats_path).lexically_relative(out_dir).string();
-    meta["stats_sha256"] = sha256_file(stats_path);
+    meta["stats_sha256"] = sha256_file(staged.empty() ? stats_path : staged);
   }
-  save_safetensors(a.out, model.state_dict().entries(), meta);
+  try {
+    save_safetensors(a.out, model.state_dict().entries(), meta);
+  } catch (const Error&) {
+    if (!staged.empty()) fs::remove(staged);
+    throw;
+  }
+  if (!staged.empty()) {
+    fs::rename(staged, stats_out);
+    if (!a.quiet) std::printf("statistics -> %s\n", stats_out.c_str());
+  }
   save_config(beside_output(a.out, ".config.json"), cmd.config, kCommand);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!a.quiet || result.stopped)

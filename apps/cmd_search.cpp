@@ -198,6 +198,8 @@ int run_search(int argc, char** argv) {
                                       : sweep_with_config(cmd.config, std::nullopt);
   RunDir run = RunDir::open(resume);  // a search run or a sweep directory
   const nlohmann::json config = flags.resumed_config(cmd, run.read_json("config.json"), run.file("config.json"));
+  STGS_CHECK(!dist::detect_launch_env().distributed() || config["sweep"] == "",
+             "stgs search: --sweep runs in one process (launch each of its searches on several ranks instead)");
   return config["sweep"] == "" ? search_with_config(config, std::move(run)) : sweep_with_config(config, std::move(run));
 }
 

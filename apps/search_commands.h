@@ -25,7 +25,7 @@ int search_with_config(nlohmann::json config, std::optional<RunDir> run);
 
 // An evaluation config (eval_flags()'s keys) with the inputs it leaves open taken from a search run: the
 // genotype (its genotype.json), the features and, unless `given` holds "protocol", the protocol (its
-// config.json). The search run is "search_run", else the newest search-* under "runs_dir". apps/cmd_eval.cpp.
+// config.json). The search run is "search_run", else the newest search run under "runs_dir". apps/cmd_eval.cpp.
 nlohmann::json resolve_eval_inputs(nlohmann::json config, const std::set<std::string>& given);
 
 // Trains and scores the genotype of a resolved evaluation config, as search_with_config runs a search.

@@ -43,12 +43,14 @@ SweepGrid parse_sweep(const std::string& spec, double default_lambda, int64_t de
       STGS_CHECK(!has_lambda, "--sweep: the axis lambda is given twice ('", token, "')");
       has_lambda = true;
       grid.lambdas = axis_values(token, list, false);
+      for (double v : grid.lambdas)  // the bounds of --lambda, which each cell's search is resumed with
+        STGS_CHECK(v >= 1e-6 && v <= 1e6, "--sweep: lambda ", v, " in '", token, "' is outside [1e-06, 1e+06]");
       // Cells are directories named by sweep_cell_name (6 significant digits): two values it cannot tell apart
       // would share one cell and one result.
       for (size_t i = 0; i < grid.lambdas.size(); ++i)
         for (size_t j = 0; j < i; ++j)
           STGS_CHECK(sweep_cell_name(grid.lambdas[i], 1) != sweep_cell_name(grid.lambdas[j], 1), "--sweep: lambda ",
-                     grid.lambdas[j], " and ", grid.lambdas[i], " in '", token,
+                     CsvTable::number(grid.lambdas[j]), " and ", CsvTable::number(grid.lambdas[i]), " in '", token,
                      "' would share a cell directory; give values that differ within 6 significant digits");
     } else if (axis == "m") {
       STGS_CHECK(!has_samples, "--sweep: the axis m is given twice ('", token, "')");

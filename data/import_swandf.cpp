@@ -64,23 +64,31 @@ struct Pairing {
   std::vector<MediaFile> videos, wavs;
 };
 
-// Every file below `dir` (following symbolic links), in path order so plans do not depend on the file system.
-// Every regular file below `dir`, following directory links; a directory reached again through a link (a
-// loop, or two links to one place) is not entered twice.
+// Adds the regular files below `dir` to `files`, visiting entries in name order and following directory
+// links; a directory reached again (a link loop, or two routes to one place) is entered only the first time
+// in that order, so which path a file is listed under depends on the tree, never on the file system's order.
+void collect_files(const fs::path& dir, std::set<fs::path>& visited, std::vector<fs::path>& files) {
+  std::vector<fs::path> entries;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) entries.push_back(it->path());
+  STGS_CHECK(!ec, "scanning the SWAN-DF tree: '", dir.string(), "': ", ec.message());
+  std::sort(entries.begin(), entries.end());
+  for (const fs::path& entry : entries) {
+    if (fs::is_directory(entry, ec)) {
+      const fs::path real = fs::canonical(entry, ec);
+      STGS_CHECK(!ec, "scanning the SWAN-DF tree: '", entry.string(), "': ", ec.message());
+      if (visited.insert(real).second) collect_files(entry, visited, files);
+    } else if (fs::is_regular_file(entry, ec)) {
+      files.push_back(entry);
+    }
+  }
+}
+
+// Every regular file below `dir` (see collect_files), in path order so plans do not depend on the file system.
 std::vector<fs::path> files_below(const fs::path& dir) {
   std::vector<fs::path> files;
   std::set<fs::path> visited{fs::canonical(dir)};
-  std::error_code ec;
-  fs::recursive_directory_iterator it(dir, fs::directory_options::follow_directory_symlink, ec), end;
-  STGS_CHECK(!ec, "scanning the SWAN-DF root '", dir.string(), "': ", ec.message());
-  for (; it != end; it.increment(ec)) {
-    STGS_CHECK(!ec, "scanning the SWAN-DF root '", dir.string(), "': ", ec.message());
-    if (it->is_directory(ec)) {
-      if (!visited.insert(fs::canonical(it->path(), ec)).second) it.disable_recursion_pending();
-    } else if (it->is_regular_file(ec)) {
-      files.push_back(it->path());
-    }
-  }
+  collect_files(dir, visited, files);
   std::sort(files.begin(), files.end());
   return files;
 }

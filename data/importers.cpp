@@ -163,13 +163,6 @@ ImportReport import_clips(const std::string& source, std::vector<ClipSource> cli
   STGS_CHECK(!fs::exists(out, ec) || fs::is_directory(out, ec), "import: output '", options.out,
              "' exists and is not a directory");
   fs::create_directories(out);
-  // The previous run's manifest goes before any clip directory is touched: a run killed while clips are being
-  // redone (other options) must not leave a manifest naming removed or half-changed clips. The complete set
-  // gets its new manifest at the end.
-  for (const char* name : {"manifest.csv", "sources.csv"}) {
-    fs::remove(out / name, ec);
-    STGS_CHECK(!ec, "import: cannot remove the previous '", (out / name).string(), "': ", ec.message());
-  }
 
   // Clip order is id order from here on: the manifest's order, and the order failures are listed in.
   std::vector<std::string> ids;
@@ -197,6 +190,13 @@ ImportReport import_clips(const std::string& source, std::vector<ClipSource> cli
 
   // Workers take the next clip index; each clip's files depend only on the clip, so the thread count and the
   // order clips finish in change nothing but the time taken.
+  // The plan is complete and valid. The previous run's manifest goes before any clip directory is touched: a run killed while clips are being
+  // redone (other options) must not leave a manifest naming removed or half-changed clips. The complete set
+  // gets its new manifest at the end.
+  for (const char* name : {"manifest.csv", "sources.csv"}) {
+    fs::remove(out / name, ec);
+    STGS_CHECK(!ec, "import: cannot remove the previous '", (out / name).string(), "': ", ec.message());
+  }
   std::vector<Outcome> outcome(clips.size(), Outcome::Pending);
   std::vector<ImportFailure> failure(clips.size());
   std::atomic<size_t> next{0};

@@ -12,6 +12,7 @@
 #include "data/feature_cache.h"
 #include "data/manifest.h"
 #include "data/spectrogram.h"
+#include "data/synthetic.h"
 #include "engine/io/safetensors.h"
 #include "engine/io/sha256.h"
 #include "engine/nn/resnet.h"
@@ -116,6 +117,26 @@ TEST_CASE("pretrain_backbone: learns an easy task and keeps the best epoch", "[e
 
   ResNet34 headless(ResNetConfig::image(4));
   CHECK_THROWS_WITH(nas::pretrain_backbone(headless, data, options), Catch::Contains("2-class head"));
+
+  // A stop after step 5 (epoch 2 of 4-step epochs) keeps the one finished epoch.
+  int steps = 0;
+  nas::PretrainCallbacks stopping;
+  stopping.stop = [&] { return ++steps == 5; };
+  ResNet34 stopped_model(ResNetConfig::image(4, 2), &init);
+  const nas::PretrainResult stopped = nas::pretrain_backbone(stopped_model, data, options, stopping);
+  CHECK(stopped.stopped);
+  CHECK(stopped.epochs.size() == 1);
+  CHECK(stopped.best.epoch == 1);
+
+  // Validation scores that are not finite (here: NaN inputs) are a diverged training, named as such.
+  nas::BackboneBatch broken = val;
+  broken.inputs = val.inputs * std::nan("");
+  data.val = stream(broken, 16);
+  ResNet34 fresh(ResNetConfig::image(4, 2), &init);
+  options.epochs = 1;
+  CHECK_THROWS_WITH(nas::pretrain_backbone(fresh, data, options),
+                    Catch::Contains("validation after epoch 1 gives a non-finite score") &&
+                        Catch::Contains("the training diverged"));
 }
 
 TEST_CASE("feature cache: write, read, and clear errors for bad files", "[extract]") {
@@ -353,7 +374,14 @@ TEST_CASE("stgs pretrain: outputs checked first; a failed run keeps the earlier 
   r = run_stgs(common + "--modality audio --epochs 1 --out " + audio);
   REQUIRE(r.status == 0);
   const std::string audio_bytes = testing::read_file_bytes(audio), stats_bytes = testing::read_file_bytes(stats);
-  r = run_stgs(common + "--modality audio --epochs 1 --lr 1e30 --out " + audio);
+  // (On another set, whose statistics differ: written early, they would have replaced the earlier ones.)
+  data::SynthConfig other;
+  other.clips = 16, other.size = 32, other.frames = 2, other.seed = 2;
+  other.min_seconds = other.max_seconds = 1.0;
+  other.split[0] = 0.5, other.split[1] = 0.25, other.split[2] = 0.25;
+  data::generate_synthetic(tmp.file("other"), other);
+  r = run_stgs("pretrain " + tmp.file("other/manifest.csv") +
+               " --width 4 --batch 4 --device cpu --quiet --modality audio --epochs 1 --lr 1e30 --out " + audio);
   CHECK(r.status == 1);
   CHECK_THAT(r.output, Catch::Contains("(lower --lr?)"));
   CHECK(testing::read_file_bytes(audio) == audio_bytes);

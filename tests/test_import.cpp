@@ -499,6 +499,11 @@ TEST_CASE("import swan-df: fakes paired by subjects and recording; real videos a
   CHECK(per_category[2] == 4);  // one per fake video of r1, r2, r3
   CHECK(per_category[3] == 5);
   CHECK(check_identity_disjoint(out.dir) == 6);
+  for (const auto& row : read_sources(out.dir)) {
+    INFO(row.at("audio"));
+    CHECK(row.at("audio").find("audio_again") == std::string::npos);  // the first route in name order, always
+    CHECK(row.at("video").find("loop") == std::string::npos);
+  }
   for (const auto& row : read_sources(out.dir))
     if (row.at("category") == "D" && row.at("video").find("r2-") != std::string::npos)
       CHECK(row.at("method") == "160x160/dfl_160d-blend_m1s4+freevc-24hz-notuning");

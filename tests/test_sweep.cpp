@@ -34,7 +34,9 @@ TEST_CASE("sweep: grid, cell names and tables", "[app]") {
   REQUIRE_THROWS_WITH(parse_sweep("lambda=", 10, 15), Catch::Contains("'lambda=' lists no values"));
   REQUIRE_THROWS_WITH(parse_sweep("m=1 m=2", 10, 15), Catch::Contains("the axis m is given twice"));
   REQUIRE_THROWS_WITH(parse_sweep("m=1,1", 10, 15), Catch::Contains("'1' in 'm=1,1' is given twice"));
-  REQUIRE_THROWS_WITH(parse_sweep("lambda=5.0000001,5.0000002", 10, 15), Catch::Contains("would share a cell directory"));
+  REQUIRE_THROWS_WITH(parse_sweep("lambda=5.0000001,5.0000002", 10, 15),
+                      Catch::Contains("lambda 5.0000001 and 5.0000002 in") && Catch::Contains("would share a cell directory"));
+  REQUIRE_THROWS_WITH(parse_sweep("lambda=1e7", 10, 15), Catch::Contains("lambda 1e+07 in 'lambda=1e7' is outside"));
   CHECK(sweep_cell_name(2.5, 15) == "lambda2.5-m15");
 
   g = parse_sweep("lambda=1,2 m=1,2", 10, 15);

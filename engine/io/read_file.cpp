@@ -14,6 +14,9 @@ std::string read_file(const std::string& path, const std::string& what, const st
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::file_status status = fs::status(path, ec);
+  // Only a missing file is "no such file"; a directory on the way that cannot be searched says so.
+  STGS_CHECK(!ec || ec == std::errc::no_such_file_or_directory, "cannot read ", what, " '", path, "': ",
+             ec.message(), hint);
   STGS_CHECK(fs::exists(status), "cannot read ", what, " '", path, "': no such file", hint);
   STGS_CHECK(!fs::is_directory(status), "cannot read ", what, " '", path, "': is a directory", hint);
   std::ifstream in(path, std::ios::binary);
