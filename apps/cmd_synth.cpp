@@ -78,12 +78,18 @@ int run_synth(int argc, char** argv) {
   bar.finish();
   save_config(out + "/config.json", c, kCommand);
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (quiet) return 0;
   int64_t per_category[4] = {0, 0, 0, 0}, per_split[3] = {0, 0, 0};
   for (const data::SynthClip& c : clips) {
     ++per_category[c.category[0] - 'A'];
     ++per_split[c.split == "train" ? 0 : c.split == "val" ? 1 : 2];
   }
+  for (int s = 0; s < 3; ++s)  // a set too small for its split weights: say so now, not at pretrain
+    if (per_split[s] == 0)
+      std::fprintf(stderr, "%s: warning: the %s split has no clips (%zu clips, --split %s); pretrain and extract "
+                   "need clips in train, val and test\n",
+                   kCommand, s == 0 ? "train" : s == 1 ? "val" : "test", clips.size(),
+                   c["split"].get<std::string>().c_str());
+  if (quiet) return 0;
   std::printf("wrote %zu clips to %s in %.1f s (%dx%d, %d frames, %g-%g s audio, strength %g)\n", clips.size(),
               out.c_str(), elapsed, config.size, config.size, config.frames, config.min_seconds, config.max_seconds,
               config.strength);
