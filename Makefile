@@ -145,25 +145,33 @@ deps:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null
 
 # ---- the end-to-end pipeline on the synthetic set: make search, then make eval -------------------------
-# Each stage is skipped when its output exists (extract itself reuses an up-to-date cache); WORK holds it all.
+# synth and pretrain are skipped when their output exists (say so: their *_ARGS then do nothing), extract
+# reuses an up-to-date cache, the search runs every time; WORK holds it all and must not contain spaces.
 WORK ?= work
 SYNTH_ARGS ?=
 PRETRAIN_ARGS ?=
 EXTRACT_ARGS ?=
 SEARCH_ARGS ?=
 EVAL_ARGS ?=
+check-work = $(if $(word 2,$(WORK)),$(error WORK='$(WORK)' contains a space; give a path without spaces))
 search: deps $(STGS)
+	$(check-work)
 	@mkdir -p $(WORK)/backbones
-	@[ -f $(WORK)/synth/manifest.csv ] || $(STGS) synth --out $(WORK)/synth --force $(SYNTH_ARGS)
-	@for m in image audio; do [ -f $(WORK)/backbones/$$m.safetensors ] || \
-	  $(STGS) pretrain $(WORK)/synth/manifest.csv --modality $$m --out $(WORK)/backbones/$$m.safetensors \
-	    $(PRETRAIN_ARGS) || exit 1; done
+	@if [ -f $(WORK)/synth/manifest.csv ]; then echo "synth: $(WORK)/synth exists, kept (delete it to apply SYNTH_ARGS)"; \
+	  else $(STGS) synth --out $(WORK)/synth --force $(SYNTH_ARGS); fi
+	@for m in image audio; do if [ -f $(WORK)/backbones/$$m.safetensors ]; then \
+	  echo "pretrain: $(WORK)/backbones/$$m.safetensors exists, kept (delete it to apply PRETRAIN_ARGS)"; \
+	  else $(STGS) pretrain $(WORK)/synth/manifest.csv --modality $$m --out $(WORK)/backbones/$$m.safetensors \
+	    $(PRETRAIN_ARGS) || exit 1; fi; done
 	$(STGS) extract $(WORK)/synth/manifest.csv --image-backbone $(WORK)/backbones/image.safetensors \
 	  --audio-backbone $(WORK)/backbones/audio.safetensors --out $(WORK)/features $(EXTRACT_ARGS)
-	$(STGS) search $(WORK)/features --runs-dir $(WORK)/runs $(SEARCH_ARGS)
-	@run=$$(ls -td $(WORK)/runs/search-* | head -1); echo "best genotype ($$run/genotype.json):"; cat $$run/genotype.json
+	@echo "$(STGS) search $(WORK)/features --runs-dir $(WORK)/runs $(SEARCH_ARGS)"
+	@run=$$($(STGS) search $(WORK)/features --runs-dir $(WORK)/runs $(SEARCH_ARGS)) || exit $$?; \
+	  echo "run directory: $$run"; \
+	  if [ -f "$$run/genotype.json" ]; then echo "best genotype ($$run/genotype.json):"; cat "$$run/genotype.json"; fi
 
 eval: $(STGS)
+	$(check-work)
 	$(STGS) eval --runs-dir $(WORK)/runs $(EVAL_ARGS)
 
 # On a GPU machine: build for its architecture, test with CUDA, sanitize, benchmark; one log (.ci/gpu-check).

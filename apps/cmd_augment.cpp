@@ -49,10 +49,7 @@ int run_augment(int argc, char** argv) {
   const std::optional<ParsedCommand> parsed = flags.parse_or_print_help(argc, argv);
   if (!parsed) return 0;
   const ParsedCommand& cmd = *parsed;
-  if (!cmd.config["list"].get<bool>()) {
-    flags.print_help(stderr);
-    return 2;
-  }
+  if (!cmd.config["list"].get<bool>()) throw UsageError("stgs augment: --list is required (the only thing it does)");
   print_catalogue();
   return 0;
 }

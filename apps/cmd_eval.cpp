@@ -215,6 +215,7 @@ int evaluate_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, con
   if (caches.protocol == "cross") config["test_features"] = caches.test.front();
   const ProtocolData data = load_protocol_data(caches, true);
   const std::string fingerprint = features_fingerprint(data, true);
+  check_same_on_ranks(ranks, config, fingerprint, "stgs eval");
   const nas::FeatureSet train = to_feature_set(data.train), val = to_feature_set(data.val),
                         test = to_feature_set(data.test);
   STGS_CHECK(genotype.config.input_names == train.names, config["genotype"].get<std::string>(),

@@ -191,6 +191,8 @@ int run_search(int argc, char** argv) {
   if (!parsed) return 0;
   const ParsedCommand& cmd = *parsed;
   const std::string resume = cmd.config["resume"];
+  if (resume.empty() && cmd.config["features"] == "")
+    throw UsageError("stgs search: FEATURES_DIR (or --resume RUN_DIR) is required");
   STGS_CHECK(!dist::detect_launch_env().distributed() || cmd.config["sweep"] == "",
              "stgs search: --sweep runs in one process (launch each of its searches on several ranks instead)");
   if (resume.empty())
@@ -223,6 +225,7 @@ int search_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, const
 
   const ProtocolData data = load_protocol_data(caches, false);
   const std::string fingerprint = features_fingerprint(data, false);
+  check_same_on_ranks(ranks, config, fingerprint, "stgs search");
   const nas::FeatureSet train = to_feature_set(data.train), val = to_feature_set(data.val);
   const Device device = ranks.device;
   const nas::SearchConfig space =

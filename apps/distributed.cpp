@@ -1,6 +1,8 @@
 #include "apps/distributed.h"
 
+#include <algorithm>
 #include <exception>
+#include <vector>
 
 #include "apps/options.h"
 #include "engine/distributed/mpi_communicator.h"
@@ -27,6 +29,31 @@ int run_on_ranks(const Ranks& ranks, const std::string& command, const std::func
     dist::abort_all_ranks(command + ": rank " + std::to_string(ranks.comm->rank()) + " of " +
                               std::to_string(ranks.comm->world_size()) + ": error: " + e.what(),
                           1);
+  }
+}
+
+void check_same_on_ranks(const Ranks& ranks, nlohmann::json config, const std::string& features_sha256,
+                         const std::string& command) {
+  if (!ranks.distributed()) return;
+  for (const char* key : {"quiet", "runs_dir", "features", "test_features"}) config.erase(key);
+  config["features_sha256"] = features_sha256;
+  const std::string mine = config.dump();
+  const std::vector<std::vector<uint8_t>> all = ranks.comm->all_gather_bytes(std::vector<uint8_t>(mine.begin(), mine.end()));
+  const nlohmann::json first = nlohmann::json::parse(all[0].begin(), all[0].end());
+  for (size_t r = 1; r < all.size(); ++r) {
+    const nlohmann::json other = nlohmann::json::parse(all[r].begin(), all[r].end());
+    if (other == first) continue;
+    std::vector<std::string> differ;
+    for (const auto& [key, value] : first.items()) {
+      if (other.contains(key) && other.at(key) == value) continue;
+      std::string flag = key;  // config keys spell a flag's '-' as '_'
+      std::replace(flag.begin(), flag.end(), '_', '-');
+      differ.push_back(key == "features_sha256" ? "the feature caches' contents"
+                                                : "--" + flag + " (" + value.dump() + " vs " +
+                                                      (other.contains(key) ? other.at(key).dump() : "unset") + ")");
+    }
+    STGS_FAIL(command, ": rank ", r, " was started with other options or data than rank 0: ", join_list(differ, ", "),
+              "; every rank must run the same command on the same feature caches");
   }
 }
 

@@ -1,11 +1,13 @@
 // `stgs search` and `stgs eval` over several processes: the launcher's ranks, the device each drives, the
 // communicator, and how an error on one rank ends all of them (README "Distributed training").
-// defines: Ranks, setup_ranks, run_on_ranks, rank_summary
+// defines: Ranks, setup_ranks, run_on_ranks, rank_summary, check_same_on_ranks
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/distributed/communicator.h"
 #include "engine/distributed/launch_env.h"
@@ -35,5 +37,13 @@ int run_on_ranks(const Ranks& ranks, const std::string& command, const std::func
 
 // For the run log: "" for one process, else " on 2 ranks (mpi, launched by openmpi)".
 std::string rank_summary(const Ranks& ranks);
+
+// Every rank must run the same command on the same data: ranks started with other options or caches would
+// otherwise wait for each other at mismatched collectives (a hang until the timeout), or train with rc 0 on
+// settings their run's config.json does not record. Gathers each rank's resolved `config` (without the keys
+// that may differ: quiet, runs_dir, and the cache paths, which `features_sha256` stands for) and throws on every
+// rank, naming the first rank and the options that differ from rank 0's. One process: nothing to compare.
+void check_same_on_ranks(const Ranks& ranks, nlohmann::json config, const std::string& features_sha256,
+                         const std::string& command);
 
 }  // namespace stgs::apps

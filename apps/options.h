@@ -77,7 +77,12 @@ inline std::string number_list(const double* values, size_t count, char separato
 // "cuda:N" are taken as they are, a GPU only when it is there.
 inline Device parse_device_option(const std::string& command, const std::string& value) {
   if (value == "auto") return cuda_available() ? Device::cuda(0) : Device::cpu();
-  const Device device = parse_device(value);
+  Device device;
+  try {
+    device = parse_device(value);
+  } catch (const Error&) {
+    STGS_FAIL(command, ": --device expects auto, cpu, cuda or cuda:N, got '", value, "'");
+  }
   STGS_CHECK(device.is_cpu() || device.index < cuda_device_count(), command, ": --device ", value,
              " asks for a GPU but ", cuda_built() ? std::to_string(cuda_device_count()) + " are visible"
                                                    : std::string("this build has no CUDA"));

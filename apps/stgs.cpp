@@ -3,10 +3,12 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <set>
 #include <string>
 
 #include "apps/cli.h"
 #include "apps/commands.h"
+#include "engine/distributed/launch_env.h"
 #include "engine/storage.h"
 #include "engine/version.h"
 
@@ -51,13 +53,33 @@ int main(int argc, char** argv) {
     print_help(stderr);
     return 2;
   }
-  const std::string cmd = argv[1];
-  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+  std::string cmd = argv[1];
+  if ((cmd == "help" || cmd == "--help" || cmd == "-h") && argc == 2) {
     print_help(stdout);
     return 0;
   }
-  if (cmd == "version" || cmd == "--version") return print_version();
+  // "stgs help search" is "stgs search --help": the same argv shape, argv[1] the command.
+  char help_flag[] = "--help";
+  char* help_argv[] = {argv[0], argc == 3 ? argv[2] : argv[1], help_flag, nullptr};
+  if (cmd == "help" && argc == 3) {
+    cmd = argv[2];
+    argv = help_argv;
+  }
+  if (cmd == "version" || cmd == "--version") {
+    if (argc == 2) return print_version();
+    std::fprintf(stderr, "stgs version: unexpected argument '%s'\n", argv[2]);
+    return 2;
+  }
+  // usage hint: `stgs import DATASET --help` for the importers, whose options differ by dataset.
+  const std::string help_command = cmd == "import" && argc > 2 && argv[2][0] != '-' ? cmd + " " + argv[2] : cmd;
   try {
+    // Only search and eval run on several ranks: under mpirun or srun the others would run once per rank and
+    // race on the same output files.
+    static const std::set<std::string> kOneProcess = {"synth",   "import", "show-input", "pretrain",
+                                                       "extract", "detect", "report"};
+    if (kOneProcess.count(cmd) && stgs::dist::detect_launch_env().distributed())
+      throw stgs::apps::UsageError("stgs " + cmd + " runs in one process: start it without mpirun or srun (or with "
+                                   "one rank); only search and eval run on several ranks");
     if (cmd == "augment") return stgs::apps::run_augment(argc - 2, argv + 2);
     if (cmd == "inspect") return stgs::apps::run_inspect(argc - 2, argv + 2);
     if (cmd == "synth") return stgs::apps::run_synth(argc - 2, argv + 2);
@@ -70,7 +92,7 @@ int main(int argc, char** argv) {
     if (cmd == "detect") return stgs::apps::run_detect(argc - 2, argv + 2);
     if (cmd == "report") return stgs::apps::run_report(argc - 2, argv + 2);
   } catch (const stgs::apps::UsageError& e) {
-    std::fprintf(stderr, "%s\n(`stgs %s --help` lists the options)\n", e.what(), cmd.c_str());
+    std::fprintf(stderr, "%s\n(`stgs %s --help` lists the options)\n", e.what(), help_command.c_str());
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "stgs %s: error: %s\n", cmd.c_str(), e.what());

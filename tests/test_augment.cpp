@@ -557,7 +557,7 @@ TEST_CASE("stgs augment: --list prints the 36 rows; --help; usage errors", "[aug
   CHECK_THAT(r.output, Contains("usage: stgs augment --list"));
   r = testing::run_stgs("augment");
   CHECK(r.status == 2);
-  CHECK_THAT(r.output, Contains("usage: stgs augment"));
+  CHECK_THAT(r.output, Contains("stgs augment: --list is required"));
   r = testing::run_stgs("augment --frobnicate");
   CHECK(r.status == 2);
   CHECK_THAT(r.output, Contains("unknown flag --frobnicate"));

@@ -26,6 +26,25 @@ TEST_CASE("stgs: help, version, unknown command", "[cli]") {
   r = run_stgs("frobnicate");
   CHECK(r.status == 2);
   CHECK_THAT(r.output, Catch::Contains("unknown command 'frobnicate'"));
+  r = run_stgs("version extra");
+  CHECK(r.status == 2);
+  CHECK_THAT(r.output, Catch::Contains("stgs version: unexpected argument 'extra'"));
+  r = run_stgs("help search");  // a command's own help
+  CHECK(r.status == 0);
+  CHECK_THAT(r.output, Catch::Contains("usage: stgs search FEATURES_DIR"));
+  r = run_stgs("search");
+  CHECK(r.status == 2);
+  CHECK_THAT(r.output, Catch::Contains("FEATURES_DIR (or --resume RUN_DIR) is required"));
+  r = run_stgs("import fakeavceleb");  // the hint names the dataset's own help
+  CHECK(r.status == 2);
+  CHECK_THAT(r.output, Catch::Contains("`stgs import fakeavceleb --help` lists the options"));
+  r = run_stgs("search x --device gpu");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains("--device expects auto, cpu, cuda or cuda:N, got 'gpu'"));
+  // Commands that write one set of outputs refuse a multi-rank launch (each rank would write the same files).
+  r = testing::run_command("RANK=1 WORLD_SIZE=2 " + std::string(STGS_BINARY) + " synth --out /nonexistent/x");
+  CHECK(r.status == 2);
+  CHECK_THAT(r.output, Catch::Contains("stgs synth runs in one process"));
 }
 
 TEST_CASE("stgs inspect: lists tensors and compares keys with a model", "[cli]") {

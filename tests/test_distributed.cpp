@@ -146,10 +146,17 @@ TEST_CASE("launch environment: torchrun, OpenMPI and Slurm variables", "[dist]")
   e = dist::launch_env_from(get);
   CHECK((e.rank == 1 && e.local_rank == 1 && e.world_size == 2 && e.launcher == "openmpi"));
 
-  vars["RANK"] = "5";  // torchrun's win over both; without LOCAL_RANK the local rank is the rank
+  vars["RANK"] = "5";  // torchrun's and OpenMPI's must agree (leftover RANK/WORLD_SIZE under mpirun)
   vars["WORLD_SIZE"] = "8";
-  e = dist::launch_env_from(get);
+  CHECK_THROWS_WITH(dist::launch_env_from(get),
+                    Catch::Contains("RANK=5 WORLD_SIZE=8 disagree with OpenMPI's OMPI_COMM_WORLD_RANK=1"));
+  vars.erase("OMPI_COMM_WORLD_RANK");
+  vars.erase("OMPI_COMM_WORLD_SIZE");
+  e = dist::launch_env_from(get);  // torchrun's win over Slurm's; without LOCAL_RANK the local rank is the rank
   CHECK((e.rank == 5 && e.local_rank == 5 && e.world_size == 8 && e.launcher == "torchrun"));
+  vars.erase("WORLD_SIZE");
+  CHECK_THROWS_WITH(dist::launch_env_from(get), Catch::Contains("RANK is set but WORLD_SIZE is not"));
+  vars["WORLD_SIZE"] = "8";
 
   vars["RANK"] = "8";
   CHECK_THROWS_WITH(dist::launch_env_from(get), Catch::Contains("RANK=8 is outside WORLD_SIZE=8"));
@@ -496,6 +503,36 @@ TEST_CASE("mpirun -np 2: search and eval equal the single-process runs", "[dist]
     CHECK(checkpoint_diff(k1, k2, "net.") < (still ? 1e-5 : 1e-3));
     if (still) CHECK(checkpoint_diff(k1, k2, "net.", true) < 1e-3);
   }
+}
+
+TEST_CASE("mpirun: ranks started with other options or caches are refused at once, naming what differs",
+          "[dist][e2e][mpi]") {
+  TempDir tmp("dist_mismatch");
+  const fs::path a = tmp.dir / "a", b = tmp.dir / "b";
+  testing::write_feature_cache(a, 12, 4, {20, 12, 12});
+  testing::write_feature_cache(b, 13, 4, {20, 12, 12});
+  // Two app contexts (MPMD): rank 0 runs the first command, rank 1 the second.
+  auto two_commands = [&](const std::string& first, const std::string& second) {
+    const std::string mpirun = "mpirun --allow-run-as-root --oversubscribe -x OMP_NUM_THREADS=1 "
+                               "-x ASAN_OPTIONS=detect_leaks=0 -x STGS_DIST_TIMEOUT=20 ";
+    return testing::run_command(mpirun + "-np 1 " + std::string(STGS_BINARY) + " " + first + " : -np 1 " +
+                                std::string(STGS_BINARY) + " " + second);
+  };
+  const std::string flags = " --runs-dir " + (tmp.dir / "runs").string() + " --epochs 1 --samples 1 --channels 8 "
+                            "--quiet --no-plots";
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  CommandResult r = two_commands("search " + a.string() + flags, "search " + a.string() + flags + " --weight-lr 0.5");
+  INFO(r.output);
+  CHECK(r.status != 0);
+  CHECK_THAT(r.output, Catch::Contains("rank 1 was started with other options or data than rank 0: --weight-lr "
+                                       "(0.003 vs 0.5)"));
+  r = two_commands("search " + a.string() + flags, "search " + b.string() + flags);
+  INFO(r.output);
+  CHECK(r.status != 0);
+  CHECK_THAT(r.output, Catch::Contains("the feature caches' contents"));
+  CHECK(std::chrono::duration<double>(clock::now() - start).count() < 20);  // no wait for a collective timeout
+  CHECK_FALSE(fs::exists(tmp.dir / "runs"));  // refused before a run directory was made
 }
 
 TEST_CASE("mpirun -np 2: a rank that dies or hangs stops the other with a message within seconds", "[dist][e2e][mpi]") {

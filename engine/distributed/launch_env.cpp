@@ -1,6 +1,7 @@
 #include "engine/distributed/launch_env.h"
 
 #include <cstdlib>
+#include <optional>
 
 #include "kernels/check.h"
 
@@ -28,23 +29,41 @@ int integer_variable(const char* name, const char* value) {
   return int(v);
 }
 
+// The launch one launcher's variables describe; nullopt when they are absent.
+std::optional<LaunchEnv> launch_of(const LauncherVars& l, const std::function<const char*(const char*)>& get) {
+  const char* rank = get(l.rank);
+  const char* world = get(l.world_size);
+  if (rank == nullptr || world == nullptr) return std::nullopt;
+  LaunchEnv env;
+  env.launcher = l.launcher;
+  env.rank = integer_variable(l.rank, rank);
+  env.world_size = integer_variable(l.world_size, world);
+  const char* local = get(l.local_rank);
+  env.local_rank = local != nullptr ? integer_variable(l.local_rank, local) : env.rank;
+  STGS_CHECK(env.world_size >= 1 && env.rank < env.world_size, "launch environment (", l.launcher, "): ", l.rank,
+             "=", env.rank, " is outside ", l.world_size, "=", env.world_size);
+  return env;
+}
+
 }  // namespace
 
 LaunchEnv launch_env_from(const std::function<const char*(const char*)>& get) {
-  for (const LauncherVars& l : kLaunchers) {
-    const char* rank = get(l.rank);
-    const char* world = get(l.world_size);
-    if (rank == nullptr || world == nullptr) continue;
-    LaunchEnv env;
-    env.launcher = l.launcher;
-    env.rank = integer_variable(l.rank, rank);
-    env.world_size = integer_variable(l.world_size, world);
-    const char* local = get(l.local_rank);
-    env.local_rank = local != nullptr ? integer_variable(l.local_rank, local) : env.rank;
-    STGS_CHECK(env.world_size >= 1 && env.rank < env.world_size, "launch environment (", l.launcher, "): ", l.rank,
-               "=", env.rank, " is outside ", l.world_size, "=", env.world_size);
-    return env;
-  }
+  const LauncherVars& torchrun = kLaunchers[0];
+  // Half a torchrun set is a leftover or a typo, not a launch: running alone would silently ignore it.
+  STGS_CHECK((get(torchrun.rank) == nullptr) == (get(torchrun.world_size) == nullptr), "launch environment: ",
+             get(torchrun.rank) != nullptr ? "RANK" : "WORLD_SIZE", " is set but ",
+             get(torchrun.rank) != nullptr ? "WORLD_SIZE" : "RANK", " is not; set both or neither");
+  const std::optional<LaunchEnv> from_torchrun = launch_of(torchrun, get), from_mpi = launch_of(kLaunchers[1], get);
+  // RANK/WORLD_SIZE left in the environment of an mpirun launch would split it into unrelated runs. (Slurm's
+  // variables may disagree with OpenMPI's legitimately: mpirun inside an sbatch allocation inherits them.)
+  if (from_torchrun && from_mpi)
+    STGS_CHECK(from_torchrun->rank == from_mpi->rank && from_torchrun->world_size == from_mpi->world_size,
+               "launch environment: RANK=", from_torchrun->rank, " WORLD_SIZE=", from_torchrun->world_size,
+               " disagree with OpenMPI's OMPI_COMM_WORLD_RANK=", from_mpi->rank, " OMPI_COMM_WORLD_SIZE=",
+               from_mpi->world_size, " (left over in the environment? unset RANK and WORLD_SIZE under mpirun)");
+  if (from_torchrun) return *from_torchrun;
+  if (from_mpi) return *from_mpi;
+  if (std::optional<LaunchEnv> from_slurm = launch_of(kLaunchers[2], get)) return *from_slurm;
   return LaunchEnv{};
 }
 

@@ -105,7 +105,9 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm_size(MPI_COMM_WORLD, &world_);
     STGS_CHECK(world_ == env.world_size && rank_ == env.rank, "the launcher (", env.launcher, ") says rank ",
                env.rank, " of ", env.world_size, " but MPI sees rank ", rank_, " of ", world_,
-               ": CPU ranks talk through MPI, so start them with mpirun or srun (torchrun works for NCCL runs)");
+               ": CPU ranks talk through MPI, so start them with mpirun or srun (torchrun works for NCCL runs); ",
+               "under mpirun or srun, check for launcher variables left in the environment (RANK, WORLD_SIZE, ",
+               "SLURM_PROCID, SLURM_NTASKS)");
     watchdog_ = std::make_unique<CollectiveWatchdog>(rank_, collective_timeout_seconds());
   }
 
