@@ -11,12 +11,26 @@
 
 namespace stgs::apps {
 
+Device rank_device(const std::string& command, const std::string& device_option, const dist::LaunchEnv& env,
+                   int visible_gpus) {
+  if (!env.distributed() || (device_option != "auto" && device_option != "cuda"))
+    return parse_device_option(command, device_option);
+  if (visible_gpus == 0) {
+    STGS_CHECK(device_option == "auto", command, ": --device cuda asks for a GPU but none is visible");
+    return Device::cpu();
+  }
+  // A rank without a GPU of its own would pick MPI while its GPU neighbours pick NCCL: their collectives could
+  // never meet.
+  STGS_CHECK(env.local_rank < visible_gpus, command, ": local rank ", env.local_rank, " has no GPU of its own (",
+             visible_gpus, " visible on this machine): start at most ", visible_gpus,
+             " ranks per machine, or pass --device cpu for CPU ranks");
+  return Device::cuda(env.local_rank);
+}
+
 Ranks setup_ranks(const std::string& command, const std::string& device_option) {
   Ranks r;
   r.env = dist::detect_launch_env();
-  r.device = parse_device_option(command, device_option);
-  if (r.env.distributed() && (device_option == "auto" || device_option == "cuda"))
-    r.device = cuda_device_count() > r.env.local_rank ? Device::cuda(r.env.local_rank) : Device::cpu();
+  r.device = rank_device(command, device_option, r.env, cuda_device_count());
   r.comm = dist::make_communicator(r.env, r.device);
   return r;
 }

@@ -1,6 +1,6 @@
 // `stgs search` and `stgs eval` over several processes: the launcher's ranks, the device each drives, the
 // communicator, and how an error on one rank ends all of them (README "Distributed training").
-// defines: Ranks, setup_ranks, run_on_ranks, rank_summary, check_same_on_ranks
+// defines: Ranks, rank_device, setup_ranks, run_on_ranks, rank_summary, check_same_on_ranks
 #pragma once
 
 #include <functional>
@@ -25,9 +25,14 @@ struct Ranks {
   bool writes() const { return comm->is_root(); }
 };
 
-// The launch (dist::detect_launch_env) and `--device` (device_option): with several ranks "auto" and "cuda"
-// mean cuda:<local rank> when the build has CUDA and the GPU exists, else the CPU (MPI ranks); an explicit
-// cuda:N is kept. Then the communicator (dist::make_communicator).
+// The device of a rank of `env` for `--device` (device_option) on a machine with `visible_gpus`: with several
+// ranks "auto" and "cuda" mean cuda:<local rank>, or the CPU (MPI ranks) when the machine has no GPU ("cuda"
+// then throws); a local rank beyond the GPUs throws (it would be the one CPU rank among NCCL ranks); an
+// explicit cuda:N or cpu is kept. One process: parse_device_option.
+Device rank_device(const std::string& command, const std::string& device_option, const dist::LaunchEnv& env,
+                   int visible_gpus);
+
+// The launch (dist::detect_launch_env), the device (rank_device) and the communicator (dist::make_communicator).
 Ranks setup_ranks(const std::string& command, const std::string& device_option);
 
 // body() with, on several ranks, its errors turned into "<command>: rank R: error: <what>" on stderr and the end

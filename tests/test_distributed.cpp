@@ -17,6 +17,7 @@
 #include <sstream>
 #include <string>
 
+#include "apps/distributed.h"
 #include "apps/run_dir.h"
 #include "engine/distributed/batch_norm_group.h"
 #include "engine/distributed/gradient_reducer.h"
@@ -170,6 +171,20 @@ TEST_CASE("launch environment: torchrun, OpenMPI and Slurm variables", "[dist]")
   unsetenv("RANK");
   unsetenv("WORLD_SIZE");
   CHECK((e.rank == 1 && e.world_size == 3));
+}
+
+TEST_CASE("rank_device: one GPU per local rank, CPU ranks on a machine without GPUs, never a mix", "[dist]") {
+  dist::LaunchEnv env;
+  env.launcher = "openmpi";
+  env.world_size = 4;
+  env.rank = env.local_rank = 2;
+  CHECK(apps::rank_device("stgs search", "auto", env, 4) == Device::cuda(2));
+  CHECK(apps::rank_device("stgs search", "cuda", env, 4) == Device::cuda(2));
+  CHECK(apps::rank_device("stgs search", "auto", env, 0) == Device::cpu());
+  CHECK(apps::rank_device("stgs search", "cpu", env, 4) == Device::cpu());
+  CHECK_THROWS_WITH(apps::rank_device("stgs search", "cuda", env, 0), Catch::Contains("none is visible"));
+  CHECK_THROWS_WITH(apps::rank_device("stgs search", "auto", env, 2),
+                    Catch::Contains("local rank 2 has no GPU of its own (2 visible on this machine)"));
 }
 
 TEST_CASE("shard_range cuts n items into near-equal contiguous parts", "[dist]") {
