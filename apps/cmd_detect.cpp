@@ -68,6 +68,8 @@ data::RawClip load_clip(const std::string& clip, const std::string& audio, const
     STGS_CHECK(!audio.empty(), "clip '", clip, "' is a directory of frames: give its audio file with --audio FILE");
     return data::load_raw_clip_files(data::list_frame_files(clip), box, audio, options);
   }
+  // ffmpeg would wait forever on a pipe or device nobody writes to.
+  STGS_CHECK(fs::is_regular_file(clip), "clip '", clip, "' is neither a directory of frames nor a regular (video) file");
   return data::load_raw_video_clip(data::find_ffmpeg(), clip, box, audio, options);
 }
 

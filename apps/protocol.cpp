@@ -6,6 +6,7 @@
 
 #include "apps/features.h"
 #include "apps/options.h"
+#include "engine/io/safetensors.h"
 #include "engine/io/sha256.h"
 #include "engine/ops.h"
 #include "kernels/check.h"
@@ -89,6 +90,30 @@ void check_features_unchanged(const std::map<std::string, std::string>& checkpoi
              "with; start a new run for the new caches");
 }
 
+namespace {
+
+// A cache directory is one extraction: its three splits exist and record the same extraction key. An extract
+// stopped by a bad clip leaves train (and val) without test, or with another run's test, which a search would
+// otherwise accept and the evaluation refuse only later.
+void check_one_extraction(const std::string& dir, const data::FeatureSplit& train, const data::FeatureSplit& val) {
+  const std::string test_path = dir + "/test.safetensors";
+  STGS_CHECK(std::filesystem::exists(test_path), dir, ": has no test.safetensors (an extract that did not finish? "
+             "run it again: the finished splits are kept)");
+  const std::map<std::string, std::string> test = read_safetensors_header(test_path).metadata;
+  for (const char* key : {"image_backbone_sha256", "audio_backbone_sha256", "manifest_sha256", "stats_sha256", "L",
+                          "frames", "size"}) {
+    const auto it = train.metadata.find(key);
+    if (it == train.metadata.end()) continue;  // a cache written without the extraction key (tests, tools)
+    for (const auto& [name, metadata] : {std::pair{"val", &val.metadata}, std::pair{"test", &test}}) {
+      const auto other = metadata->find(key);
+      STGS_CHECK(other != metadata->end() && other->second == it->second, dir, ": its train and ", name,
+                 " splits come from different extractions (their \"", key, "\" differ): run stgs extract again");
+    }
+  }
+}
+
+}  // namespace
+
 ProtocolData load_protocol_data(const ProtocolCaches& caches, bool need_test) {
   ProtocolData d;
   d.caches = caches;
@@ -105,6 +130,7 @@ ProtocolData load_protocol_data(const ProtocolCaches& caches, bool need_test) {
   for (const std::string& dir : caches.train) {
     add(train, dir, "train");
     add(val, dir, "val");
+    check_one_extraction(dir, train.back(), val.back());
   }
   if (need_test)
     for (const std::string& dir : caches.test) add(test, dir, "test");

@@ -116,7 +116,9 @@ Tensor crop_and_resize(const Image& image, const PixelBox& box, int size, const 
   STGS_CHECK(size >= 1, where, ": output size ", size, " must be >= 1");
   // Clip the box to the image: detectors and hand-made boxes often overhang the frame edge a little.
   const int x0 = std::max(box.x, 0), y0 = std::max(box.y, 0);
-  const int x1 = std::min(box.x + box.w, image.width), y1 = std::min(box.y + box.h, image.height);
+  // In 64 bits: a box as wide as INT_MAX would wrap around in int.
+  const int x1 = int(std::min<int64_t>(int64_t(box.x) + box.w, image.width)),
+            y1 = int(std::min<int64_t>(int64_t(box.y) + box.h, image.height));
   STGS_CHECK(box.w > 0 && box.h > 0 && x1 > x0 && y1 > y0, where, ": box (x ", box.x, ", y ", box.y, ", w ", box.w,
              ", h ", box.h, ") does not overlap the ", image.width, "x", image.height, " image");
   const int cw = x1 - x0, ch = y1 - y0;

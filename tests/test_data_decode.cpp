@@ -205,6 +205,9 @@ TEST_CASE("crop_and_resize crops the box, clips it to the image and resizes", "[
   CHECK(clipped.to_vector<float>()[0] == Approx(1.0).margin(1e-6));
   REQUIRE_ERROR_WITH(crop_and_resize(halves, PixelBox{60, 0, 10, 10}, 8, "frame 'x.png'"), "frame 'x.png'",
                      "does not overlap the 50x20 image");
+  // A box as large as int allows covers the image (its right edge must not wrap around).
+  const Tensor whole = crop_and_resize(halves, PixelBox{10, 0, INT32_MAX, INT32_MAX}, 8, "test");
+  CHECK(whole.to_vector<float>()[2 * 64 + 63] == Approx(1.0).margin(1e-6));  // blue at the bottom right
 }
 
 TEST_CASE("decode_clip samples frames evenly in name order, crops, resizes and normalises", "[data]") {

@@ -3,6 +3,8 @@
 // a video of the clip scores the same, --json has its keys, and each error names what is wrong.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -221,6 +223,9 @@ TEST_CASE("stgs detect: clear errors naming the file or value", "[detect][app]")
              Catch::Contains(tmp.file("bad.wav")));
   CHECK_THAT(detect(row.frames_dir + " --audio " + row.audio + " --face-box 1,2,3 " + p.eval_run),
              Catch::Contains("--face-box: face_box '1,2,3' is not four integers"));
+  REQUIRE(mkfifo(tmp.file("pipe.mp4").c_str(), 0600) == 0);  // ffmpeg would wait on it forever
+  CHECK_THAT(detect(tmp.file("pipe.mp4") + " " + p.eval_run),
+             Catch::Contains("is neither a directory of frames nor a regular (video) file"));
 
   // Usage: a bad value is an error (status 1), a missing argument a usage error (status 2).
   CHECK_THAT(detect("--manifest " + p.manifest + " " + p.eval_run + " --out x.csv --split tset"),

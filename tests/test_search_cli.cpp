@@ -131,6 +131,12 @@ TEST_CASE("stgs search and eval: clear errors for bad input", "[app][e2e]") {
   fs::remove(cache / "val.safetensors");
   r = run_stgs("search " + cache.string() + " --quiet");
   CHECK(r.output.find("has no val.safetensors") != std::string::npos);
+  // A search reads no test split, but a cache without one is an unfinished extract: refused now, not at eval.
+  write_feature_cache(cache, 6);
+  fs::remove(cache / "test.safetensors");
+  r = run_stgs("search " + cache.string() + " --quiet");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("has no test.safetensors (an extract that did not finish?") != std::string::npos);
 
   write_feature_cache(cache, 6);
   { std::ofstream(cache / "val.safetensors", std::ios::binary | std::ios::trunc) << "not a safetensors file"; }
