@@ -43,8 +43,8 @@ bool sole_owner(const Tensor& g) {
 }
 
 void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
-  STGS_CHECK(g.shape() == leaf.shape, "gradient of shape ", g.shape().str(), " for a leaf of shape ",
-             leaf.shape.str());
+  STGS_CHECK(g.shape() == leaf.shape && g.dtype() == leaf.dtype, "gradient ", g.str(), " for a leaf of shape ",
+             leaf.shape.str(), " and dtype ", dtype_name(leaf.dtype));
   if (!leaf.grad.defined()) {
     // The leaf owns its gradient: never alias a tensor that the graph or the caller still holds.
     leaf.grad = sole_owner(g) ? g : g.clone();
@@ -209,6 +209,8 @@ Tensor custom_op(const char* name, const std::vector<Tensor>& inputs, const Cust
   if (grad_enabled())
     for (const Tensor& t : inputs) needs = needs || (t.defined() && t.requires_grad());
   if (!needs) return out;
+  STGS_CHECK(is_floating(out.dtype()), "custom op '", name, "': forward returned ", out.str(),
+             ", which cannot carry a gradient (inputs require one)");
   // The node goes on a fresh handle (sharing the data): forward may have returned an input, or a tensor
   // that the caller still holds, whose autograd state must not change.
   out = out.detach();
@@ -219,8 +221,10 @@ Tensor custom_op(const char* name, const std::vector<Tensor>& inputs, const Cust
                " gradients for ", gi.size(), " inputs");
     for (size_t i = 0; i < grads.size(); ++i) {
       if (!gi.needs(i) || !grads[i].defined()) continue;
-      STGS_CHECK(grads[i].shape() == detached[i].shape(), "custom op '", name, "': gradient ", i, " has shape ",
-                 grads[i].shape().str(), ", input has ", detached[i].shape().str());
+      STGS_CHECK(grads[i].shape() == detached[i].shape() && grads[i].dtype() == detached[i].dtype() &&
+                     grads[i].device() == detached[i].device(),
+                 "custom op '", name, "': gradient ", i, " is ", grads[i].str(), ", input ", i, " is ",
+                 detached[i].str());
       gi.set(i, grads[i]);
     }
   });

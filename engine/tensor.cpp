@@ -80,15 +80,28 @@ void* Tensor::raw_data() const {
 
 // ---- factories ----------------------------------------------------------------------------------
 
+// shape.numel(), refusing negative sizes and element counts past int64 (Shape::numel would wrap silently).
+static int64_t checked_numel(const Shape& shape, const char* op) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    STGS_CHECK(d >= 0, op, ": negative dimension in shape ", shape.str());
+    STGS_CHECK(!__builtin_mul_overflow(n, d, &n), op, ": shape ", shape.str(), " has more elements than 2^63");
+  }
+  return n;
+}
+
 Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, int64_t offset) {
   const TensorImpl& b = checked(base.impl());
   STGS_CHECK(shape.size() == strides.size(), "make_view: shape ", shape.str(), " and strides ", strides.str(),
              " differ in rank");
-  if (shape.numel() > 0) {  // every element the view can address must lie inside the storage
+  if (checked_numel(shape, "make_view") > 0) {  // every element the view can address must lie inside the storage
     int64_t lo = offset, hi = offset;
     for (int i = 0; i < shape.size(); ++i) {
-      STGS_CHECK(shape[i] >= 0, "make_view: negative size in ", shape.str());
-      (strides[i] < 0 ? lo : hi) += (shape[i] - 1) * strides[i];
+      int64_t reach = 0;
+      const bool overflow = __builtin_mul_overflow(shape[i] - 1, strides[i], &reach) ||
+                            __builtin_add_overflow(strides[i] < 0 ? lo : hi, reach, strides[i] < 0 ? &lo : &hi);
+      STGS_CHECK(!overflow, "make_view: shape ", shape.str(), " with strides ", strides.str(),
+                 " reaches past 2^63 elements");
     }
     const int64_t capacity = int64_t(b.storage->nbytes / dtype_size(b.dtype));
     STGS_CHECK(lo >= 0 && hi < capacity, "make_view: shape ", shape.str(), ", strides ", strides.str(), ", offset ",
@@ -104,9 +117,12 @@ Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, i
 }
 
 Tensor empty(const Shape& shape, DType dtype, Device device) {
-  for (int64_t d : shape) STGS_CHECK(d >= 0, "negative dimension in shape ", shape.str());
+  const int64_t n = checked_numel(shape, "empty");
+  // No machine has 2^62 bytes; the bound keeps every byte count below (and the allocator's rounding) exact.
+  STGS_CHECK(n <= (int64_t(1) << 62) / int64_t(dtype_size(dtype)), "empty: shape ", shape.str(), " of ",
+             dtype_name(dtype), " needs more than 2^62 bytes");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(size_t(shape.numel()) * dtype_size(dtype), device);
+  impl->storage = std::make_shared<Storage>(size_t(n) * dtype_size(dtype), device);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;
@@ -124,7 +140,10 @@ Tensor scalar(double value, DType dtype, Device device) { return full(Shape{}, v
 
 Tensor arange(double start, double end, double step, DType dtype, Device device) {
   STGS_CHECK(step != 0, "arange: step must be non-zero");
-  const int64_t n = int64_t(std::ceil((end - start) / step));
+  const double count = std::ceil((end - start) / step);
+  STGS_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step) && count < 9e15, "arange: [", start,
+             ", ", end, ") in steps of ", step, " is not a finite range of at most 9e15 values");
+  const int64_t n = int64_t(count);
   std::vector<double> values(size_t(n > 0 ? n : 0));
   for (size_t i = 0; i < values.size(); ++i) values[i] = start + double(i) * step;
   Tensor t = from_vector(values, Shape{int64_t(values.size())});
@@ -188,6 +207,9 @@ Tensor& Tensor::fill_(double value) {
 
 Tensor& Tensor::copy_(const Tensor& src) {
   STGS_CHECK(src.shape() == shape(), "copy_: source ", src.str(), " does not match destination ", str());
+  for (int i = 0; i < dim(); ++i)  // an expanded destination: the last of several writes would win, racily
+    STGS_CHECK(strides()[i] != 0 || shape()[i] <= 1, "copy_: the destination ", str(), " is expanded along dimension ",
+               i, " (stride 0): its ", shape()[i], " elements there are one memory location");
   Tensor s = src;
   if (s.dtype() != dtype()) s = s.to(dtype());
   // A source that shares memory with the destination (x[1:] = x[:-1]) is read in full before any write.
@@ -305,15 +327,16 @@ Tensor Tensor::reshape(const Shape& requested) const {
       infer = i;
     } else {
       STGS_CHECK(target[i] >= 0, "reshape: negative size in ", requested.str());
-      known *= target[i];
+      STGS_CHECK(!__builtin_mul_overflow(known, target[i], &known), "reshape: ", requested.str(),
+                 " has more elements than 2^63");
     }
   }
   if (infer >= 0) {
     STGS_CHECK(known != 0 && numel() % known == 0, "reshape: cannot infer -1 in ", requested.str(), " for ", str());
     target[infer] = numel() / known;
   }
-  STGS_CHECK(target.numel() == numel(), "reshape: ", str(), " has ", numel(), " elements, ", requested.str(),
-             " needs ", target.numel());
+  STGS_CHECK(checked_numel(target, "reshape") == numel(), "reshape: ", str(), " has ", numel(), " elements, ",
+             requested.str(), " needs ", target.numel());
   if (!is_contiguous()) return contiguous().reshape(target);
   const Shape source = shape();
   return view_of(*this, "reshape", target, contiguous_strides(target), offset(),
@@ -351,7 +374,7 @@ Tensor Tensor::slice(int d, int64_t start, int64_t end, int64_t step) const {
   end = clamp(end);
   if (end < start) end = start;
   Shape sh = shape(), st = strides();
-  sh[d] = (end - start + step - 1) / step;
+  sh[d] = end > start ? (end - start - 1) / step + 1 : 0;  // (end - start + step - 1) could overflow
   st[d] *= step;
   const Shape source = shape();
   const DType dt = dtype();
@@ -366,8 +389,8 @@ Tensor Tensor::slice(int d, int64_t start, int64_t end, int64_t step) const {
 
 Tensor Tensor::narrow(int d, int64_t start, int64_t length) const {
   d = wrap_dim("narrow", d, dim());
-  STGS_CHECK(start >= 0 && length >= 0 && start + length <= shape()[d], "narrow: [", start, ", ", start + length,
-             ") is out of range for dimension ", d, " of ", str());
+  STGS_CHECK(start >= 0 && length >= 0 && start <= shape()[d] && length <= shape()[d] - start, "narrow: start ",
+             start, ", length ", length, " is out of range for dimension ", d, " of ", str());
   return slice(d, start, start + length);
 }
 
@@ -436,6 +459,7 @@ Tensor Tensor::expand(const Shape& target) const {
     sh.push_back(want);
     st.push_back(j >= 0 && have == want ? strides()[j] : 0);
   }
+  checked_numel(sh, "expand");
   const Shape source = shape();
   return view_of(*this, "expand", sh, st, offset(), [source](const Tensor& g) { return sum_to(g, source); });
 }

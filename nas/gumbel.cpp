@@ -2,6 +2,7 @@
 #include "nas/gumbel.h"
 
 #include <cmath>
+#include <limits>
 
 #include "engine/ops/op_utils.h"
 #include "kernels/gumbel.h"
@@ -37,6 +38,9 @@ GumbelSample gumbel_softmax_st(const Tensor& logits, double lambda, GumbelMode m
   const int64_t K = logits.size(-1);
   STGS_CHECK(K >= 1, kOp, ": no categories to sample from (the last dimension is 0) in ", logits.str());
   STGS_CHECK(std::isfinite(lambda) && lambda > 0, kOp, ": temperature lambda must be finite and > 0, got ", lambda);
+  // The kernels divide in the logits' precision: a lambda that is 0 there (1e-50 in F32) would give NaNs.
+  STGS_CHECK(logits.dtype() != DType::F32 || float(lambda) >= std::numeric_limits<float>::min(), kOp,
+             ": temperature lambda ", lambda, " is below what F32 logits can be divided by");
   const int64_t rows = logits.numel() / K;
   const Tensor lc = logits.contiguous();
   if (lc.device().is_cpu()) STGS_DISPATCH_FLOAT(lc.dtype(), kOp, check_finite<T>(lc, rows, K));

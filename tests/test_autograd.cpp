@@ -641,3 +641,23 @@ TEST_CASE("broadcasting ops reduce their gradients to the input shapes", "[autog
   check_close(vals(s.grad()), {-21.0 / 4 - 6});
   check_close(vals(m.grad()), std::vector<double>(6, 0.5));
 }
+
+TEST_CASE("autograd edge cases: pow(x, 0) at 0, custom ops' gradients of the wrong dtype", "[autograd]") {
+  Tensor x = from_vector(std::vector<float>{0, 4}, Shape{2});
+  x.set_requires_grad(true);
+  sum(pow(x, 0.0)).backward();  // the derivative of a constant: 0 (was 0 * 0^-1 = NaN at 0)
+  CHECK(x.grad().to_vector<float>() == std::vector<float>{0, 0});
+
+  Tensor w = from_vector(std::vector<float>{1, 2}, Shape{2});
+  w.set_requires_grad(true);
+  const Tensor y = custom_op(
+      "twice", {w}, [](const std::vector<Tensor>& in) { return in[0] * 2.0; },
+      [](const Tensor&, const std::vector<Tensor>&, const Tensor&) {
+        return std::vector<Tensor>{ones(Shape{2}, DType::F64)};
+      });
+  CHECK_THROWS_WITH(sum(y).backward(), Catch::Contains("custom op 'twice': gradient 0 is F64[2]"));
+  CHECK_THROWS_WITH(custom_op(
+                        "index", {w}, [](const std::vector<Tensor>& in) { return argmax(in[0], 0); },
+                        [](const Tensor&, const std::vector<Tensor>&, const Tensor&) { return std::vector<Tensor>{}; }),
+                    Catch::Contains("which cannot carry a gradient"));
+}

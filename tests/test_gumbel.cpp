@@ -304,6 +304,8 @@ TEST_CASE("gumbel_softmax_st rejects bad logits and temperatures with clear mess
                       Contains("row 0, category 1"));
   for (double bad : {0.0, -1.0, double(NAN), double(INFINITY)})
     REQUIRE_THROWS_WITH(gumbel_softmax_st(ok, bad), Contains("temperature lambda must be finite and > 0"));
+  REQUIRE_THROWS_WITH(gumbel_softmax_st(ok, 1e-50), Contains("below what F32 logits can be divided by"));
+  CHECK_NOTHROW(gumbel_softmax_st(zeros({2, 3}, DType::F64), 1e-50));  // F64 divides by it
   REQUIRE_THROWS_WITH(gumbel_softmax_st(zeros({2, 3}, DType::I64), 1.0), Contains("expected an F32 or F64"));
   REQUIRE_THROWS_WITH(gumbel_softmax_st(scalar(1.0), 1.0), Contains("last dimension of categories"));
   REQUIRE_THROWS_WITH(gumbel_softmax_st(zeros({3, 0}), 1.0), Contains("no categories"));

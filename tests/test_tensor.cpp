@@ -865,3 +865,34 @@ TEST_CASE("relu propagates NaN like PyTorch, so a NaN loss is never hidden", "[t
   CHECK(y[2] == 2.0f);
   CHECK(std::isnan(y[3]));
 }
+
+TEST_CASE("tensor edge cases: overflowing shapes and ranges, expanded copy_ destinations, NaN in maximum", "[tensor]") {
+  const int64_t huge = int64_t(1) << 62;
+  // Element and byte counts past int64 are refused, not wrapped to a tiny buffer.
+  CHECK_THROWS_WITH(zeros(Shape{4, huge}), Catch::Contains("has more elements than 2^63"));
+  CHECK_THROWS_WITH(empty(Shape{int64_t(1) << 61}, DType::F64), Catch::Contains("needs more than 2^62 bytes"));
+  CHECK_THROWS_WITH(zeros(Shape{0}).reshape(Shape{4, huge}), Catch::Contains("has more elements than 2^63"));
+  CHECK_THROWS_WITH(make_view(zeros(Shape{4}), Shape{3}, Shape{huge + 1}, 2), Catch::Contains("reaches past 2^63"));
+  CHECK_THROWS_WITH(zeros(Shape{1, 4}).expand(Shape{huge, 4}), Catch::Contains("has more elements than 2^63"));
+  // narrow and slice bounds that would overflow.
+  const Tensor r = arange(0, 5);
+  CHECK_THROWS_WITH(r.narrow(0, 2, INT64_MAX), Catch::Contains("narrow: start 2, length"));
+  CHECK_THROWS_WITH(r.narrow(0, INT64_MAX, 1), Catch::Contains("is out of range"));
+  CHECK(r.slice(0, 1, 5, INT64_MAX).to_vector<float>() == std::vector<float>{1});
+  CHECK(r.slice(0, 1, 5, 3).to_vector<float>() == std::vector<float>{1, 4});
+  CHECK_THROWS_WITH(arange(0, INFINITY), Catch::Contains("is not a finite range"));
+  CHECK_THROWS_WITH(arange(0, NAN), Catch::Contains("is not a finite range"));
+  CHECK_THROWS_WITH(arange(0, 1e30), Catch::Contains("is not a finite range"));
+  // Several elements of an expanded destination are one memory location: which write wins would be a race.
+  Tensor base = zeros(Shape{1, 3});
+  CHECK_THROWS_WITH(base.expand(Shape{2, 3}).copy_(ones(Shape{2, 3})),
+                    Catch::Contains("is expanded along dimension 0 (stride 0)"));
+  // A NaN on either side of maximum / minimum propagates.
+  const Tensor a = from_vector(std::vector<float>{NAN, 1, 2}, Shape{3}), b = from_vector(std::vector<float>{1, NAN, 3}, Shape{3});
+  for (const Tensor& m : {maximum(a, b), minimum(a, b)}) {
+    const std::vector<float> v = m.to_vector<float>();
+    CHECK((std::isnan(v[0]) && std::isnan(v[1])));
+  }
+  CHECK(maximum(a, b).to_vector<float>()[2] == 3);
+  CHECK(minimum(a, b).to_vector<float>()[2] == 2);
+}

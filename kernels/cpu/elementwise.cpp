@@ -86,8 +86,8 @@ T apply_binary(BinaryOp op, T a, T b) {
     case BinaryOp::Mul: return a * b;
     case BinaryOp::Div: return a / b;
     case BinaryOp::Pow: return std::pow(a, b);
-    case BinaryOp::Maximum: return a > b ? a : b;
-    case BinaryOp::Minimum: return a < b ? a : b;
+    case BinaryOp::Maximum: return a > b || a != a ? a : b;  // a NaN on either side wins (as PyTorch)
+    case BinaryOp::Minimum: return a < b || a != a ? a : b;
   }
   return T(0);
 }
@@ -165,7 +165,8 @@ void unary_bwd(UnaryOp op, T* dx, const T* dy, const T* x, const T* y, int64_t n
     case UnaryOp::Sigmoid: return map_flat_bwd(dx, dy, y, n, [](T s) { return s * (T(1) - s); });
     case UnaryOp::Tanh: return map_flat_bwd(dx, dy, y, n, [](T t) { return T(1) - t * t; });
     case UnaryOp::Abs: return map_flat_bwd(dx, dy, x, n, [](T v) { return v > T(0) ? T(1) : v < T(0) ? T(-1) : T(0); });
-    case UnaryOp::Pow: return map_flat_bwd(dx, dy, x, n, [alpha](T v) { return alpha * std::pow(v, alpha - T(1)); });
+    case UnaryOp::Pow:  // x^0 is constant: 0, not 0 * x^-1 (NaN at x = 0)
+      return map_flat_bwd(dx, dy, x, n, [alpha](T v) { return alpha == T(0) ? T(0) : alpha * std::pow(v, alpha - T(1)); });
     case UnaryOp::Scale: return map_flat_bwd(dx, dy, x, n, [alpha](T) { return alpha; });
     case UnaryOp::AddScalar: return map_flat_bwd(dx, dy, x, n, [](T) { return T(1); });
   }

@@ -69,7 +69,7 @@ struct UnaryBwd {
     else if constexpr (Op == UnaryOp::Abs) return g * (v > T(0) ? T(1) : v < T(0) ? T(-1) : T(0));
     else {
       static_assert(Op == UnaryOp::Pow, "ops with a constant derivative use MulBy");
-      return g * (alpha * d_pow(v, alpha - T(1)));
+      return g * (alpha == T(0) ? T(0) : alpha * d_pow(v, alpha - T(1)));  // x^0 is constant
     }
   }
 };
@@ -89,8 +89,8 @@ struct Binary {
     else if constexpr (Op == BinaryOp::Mul) return a * b;
     else if constexpr (Op == BinaryOp::Div) return a / b;
     else if constexpr (Op == BinaryOp::Pow) return d_pow(a, b);
-    else if constexpr (Op == BinaryOp::Maximum) return a > b ? a : b;
-    else return a < b ? a : b;  // Minimum
+    else if constexpr (Op == BinaryOp::Maximum) return a > b || a != a ? a : b;  // NaN on either side wins
+    else return a < b || a != a ? a : b;  // Minimum
   }
 };
 
