@@ -8,15 +8,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cinttypes>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <optional>
 
 #include "kernels/check.h"
 
 extern char** environ;
 
 namespace stgs::data {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -150,40 +157,102 @@ std::string last_line(const std::string& text) {
   return "";
 }
 
+namespace {
+
+// The frames of ffmpeg's image2pipe PPM output, in order: where each one's pixels start, and its size.
+struct PpmFrame {
+  size_t offset;
+  int width, height;
+};
+
+std::vector<PpmFrame> parse_ppm_frames(const std::string& out, const std::string& path) {
+  std::vector<PpmFrame> frames;
+  for (size_t at = 0; at < out.size();) {
+    // One frame: "P6" <ws> width <ws> height <ws> 255 <one ws byte> then width * height * 3 bytes.
+    const std::string frame = "frame " + std::to_string(frames.size());
+    if (out.compare(at, 2, "P6") != 0) throw DecodeError(path, frame + " of ffmpeg's output is not a PPM image");
+    at += 2;
+    const long w = ppm_number(out, at), h = ppm_number(out, at), maxval = ppm_number(out, at);
+    if (w <= 0 || h <= 0 || maxval != 255 || at >= out.size())
+      throw DecodeError(path, frame + " of ffmpeg's output has a malformed PPM header");
+    ++at;
+    const size_t bytes = size_t(w) * size_t(h) * 3;
+    if (out.size() - at < bytes) throw DecodeError(path, "ffmpeg's output ends inside " + frame);
+    frames.push_back({at, int(w), int(h)});
+    at += bytes;
+  }
+  return frames;
+}
+
+Image ppm_image(const std::string& out, const PpmFrame& f) {
+  Image image;
+  image.width = f.width, image.height = f.height;
+  const auto begin = out.begin() + long(f.offset);
+  image.rgb.assign(begin, begin + long(size_t(f.width) * size_t(f.height) * 3));
+  return image;
+}
+
+// The first video stream's width, height and packet count from ffprobe (demuxing only, no decoding); nullopt
+// when ffprobe is missing or does not say.
+struct VideoProbe {
+  int64_t width = 0, height = 0, packets = 0;
+};
+std::optional<VideoProbe> probe_video(const std::string& ffmpeg, const std::string& path) {
+  const std::string ffprobe = find_program((fs::path(ffmpeg).parent_path() / "ffprobe").string());
+  if (ffprobe.empty()) return std::nullopt;
+  const ProcessResult r = run_process({ffprobe, "-v", "error", "-select_streams", "v:0", "-count_packets",
+                                       "-show_entries", "stream=width,height,nb_read_packets", "-of", "csv=p=0", path});
+  VideoProbe p;
+  if (r.status != 0 || std::sscanf(r.out.c_str(), "%" SCNd64 ",%" SCNd64 ",%" SCNd64, &p.width, &p.height,
+                                   &p.packets) != 3 || p.width <= 0 || p.height <= 0 || p.packets <= 0)
+    return std::nullopt;
+  return p;
+}
+
+// Above this many bytes of raw RGB for the whole video, only the picked frames are decoded out of ffmpeg.
+int64_t raw_video_limit() {
+  const char* env = std::getenv("STGS_FFMPEG_RAW_LIMIT");  // tests set it low to take the bounded path
+  return env != nullptr ? std::atoll(env) : int64_t(1) << 30;
+}
+
+}  // namespace
+
 std::vector<Image> decode_sampled_frames(const std::string& ffmpeg, const std::string& path, int k) {
+  // A long or large video would be held whole in memory (4 s of 4K: 3 GB). Past raw_video_limit() ffmpeg's
+  // select filter passes only the frames sample_frame_indices picks, counting frames by ffprobe's packets
+  // (one per frame for the usual codecs; a mismatch is an error rather than other frames silently).
+  const std::optional<VideoProbe> probe = probe_video(ffmpeg, path);
+  if (probe && probe->width * probe->height * 3 * probe->packets > raw_video_limit()) {
+    const std::vector<int64_t> indices = sample_frame_indices(probe->packets, k);
+    std::vector<int64_t> unique = indices;
+    unique.erase(std::unique(unique.begin(), unique.end()), unique.end());  // indices are sorted
+    // Quoted for the filtergraph, so the commas stay inside the expression: select='eq(n,3)+eq(n,10)+...'.
+    std::string select = "select='";
+    for (size_t i = 0; i < unique.size(); ++i)
+      select += (i ? "+eq(n," : "eq(n,") + std::to_string(unique[i]) + ")";
+    select += "'";
+    const ProcessResult r = run_process({ffmpeg, "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0", "-vf", select,
+                                         "-vsync", "passthrough", "-f", "image2pipe", "-c:v", "ppm", "-pix_fmt",
+                                         "rgb24", "-"});
+    if (r.status != 0) throw DecodeError(path, failure_reason(r, "video"));
+    const std::vector<PpmFrame> frames = parse_ppm_frames(r.out, path);
+    if (frames.size() != unique.size())
+      throw DecodeError(path, "picking " + std::to_string(unique.size()) + " of its " +
+                                  std::to_string(probe->packets) + " video packets gave " +
+                                  std::to_string(frames.size()) + " frames (packets that are not one frame each)");
+    std::vector<Image> picked;
+    for (int64_t index : indices)
+      picked.push_back(ppm_image(r.out, frames[size_t(std::lower_bound(unique.begin(), unique.end(), index) - unique.begin())]));
+    return picked;
+  }
   // -vsync passthrough: every decoded frame once, none duplicated or dropped to fit a frame rate.
   const ProcessResult r = run_process({ffmpeg, "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0", "-vsync",
                                        "passthrough", "-f", "image2pipe", "-c:v", "ppm", "-pix_fmt", "rgb24", "-"});
   if (r.status != 0) throw DecodeError(path, failure_reason(r, "video"));
-  struct Frame {
-    size_t offset;
-    int width, height;
-  };
-  std::vector<Frame> frames;
-  for (size_t at = 0; at < r.out.size();) {
-    // One frame: "P6" <ws> width <ws> height <ws> 255 <one ws byte> then width * height * 3 bytes.
-    const std::string frame = "frame " + std::to_string(frames.size());
-    if (r.out.compare(at, 2, "P6") != 0) throw DecodeError(path, frame + " of ffmpeg's output is not a PPM image");
-    at += 2;
-    const long w = ppm_number(r.out, at), h = ppm_number(r.out, at), maxval = ppm_number(r.out, at);
-    if (w <= 0 || h <= 0 || maxval != 255 || at >= r.out.size())
-      throw DecodeError(path, frame + " of ffmpeg's output has a malformed PPM header");
-    ++at;
-    const size_t bytes = size_t(w) * size_t(h) * 3;
-    if (r.out.size() - at < bytes) throw DecodeError(path, "ffmpeg's output ends inside " + frame);
-    frames.push_back({at, int(w), int(h)});
-    at += bytes;
-  }
+  const std::vector<PpmFrame> frames = parse_ppm_frames(r.out, path);
   if (frames.empty()) throw DecodeError(path, "no video frame");
   std::vector<Image> picked;
-  for (int64_t index : sample_frame_indices(int64_t(frames.size()), k)) {
-    const Frame& f = frames[size_t(index)];
-    Image image;
-    image.width = f.width, image.height = f.height;
-    const auto begin = r.out.begin() + long(f.offset);
-    image.rgb.assign(begin, begin + long(size_t(f.width) * size_t(f.height) * 3));
-    picked.push_back(std::move(image));
-  }
+  for (int64_t index : sample_frame_indices(int64_t(frames.size()), k)) picked.push_back(ppm_image(r.out, frames[size_t(index)]));
   return picked;
 }
 

@@ -48,9 +48,11 @@ class DecodeError : public Error {
 };
 
 // K frames of the first video stream of `path`, spread evenly over its N decoded frames (frame
-// sample_frame_indices(N, K)[i]), as RGB images at the video's size. ffmpeg's whole output is held in memory
-// meanwhile (width x height x 3 bytes per frame). Throws DecodeError when ffmpeg fails or yields no frame,
-// stgs::Error when ffmpeg cannot be started.
+// sample_frame_indices(N, K)[i]), as RGB images at the video's size. A video whose raw frames fit in 1 GiB
+// (STGS_FFMPEG_RAW_LIMIT bytes) is decoded whole and held in memory meanwhile (width x height x 3 bytes per
+// frame); a larger one (ffprobe's size and packet count say) has only the K picked frames leave ffmpeg, N
+// being its packet count. Throws DecodeError when ffmpeg fails or yields no frame (or, on the second path,
+// not one frame per packet), stgs::Error when ffmpeg cannot be started.
 std::vector<Image> decode_sampled_frames(const std::string& ffmpeg, const std::string& path, int k);
 
 // The first audio stream of `path` (a video or an audio file) as 16 kHz mono floats in [-1, 1]. Throws

@@ -316,6 +316,26 @@ TEST_CASE("ffmpeg decoding: a file without an audio or a video stream says so", 
   CHECK(decode_sampled_frames(ffmpeg_program(), silent, 2).size() == 2);
 }
 
+TEST_CASE("decode_sampled_frames: past the raw-size limit only the picked frames leave ffmpeg, the same frames",
+          "[import]") {
+  TempDir tmp("ffmpeg_select");
+  const std::string video = tmp.file("v.mp4");
+  make_video(video, 32, 1.0);  // 10 frames, frame n at grey level 16 + 20 n
+  for (int k : {4, 16}) {      // 16 > 10: frames picked twice
+    INFO("K = " << k);
+    const std::vector<Image> whole = decode_sampled_frames(ffmpeg_program(), video, k);
+    setenv("STGS_FFMPEG_RAW_LIMIT", "1", 1);
+    const std::vector<Image> selected = decode_sampled_frames(ffmpeg_program(), video, k);
+    unsetenv("STGS_FFMPEG_RAW_LIMIT");
+    REQUIRE(whole.size() == size_t(k));
+    REQUIRE(selected.size() == size_t(k));
+    for (int i = 0; i < k; ++i) {
+      CHECK(selected[size_t(i)].width == 32);
+      CHECK(selected[size_t(i)].rgb == whole[size_t(i)].rgb);
+    }
+  }
+}
+
 TEST_CASE("import fakeavceleb: a missing root or meta_data.csv and malformed rows are named with file:line",
           "[import]") {
   TempDir dir("import_fav_errors");
