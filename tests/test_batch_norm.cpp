@@ -98,6 +98,8 @@ TEST_CASE("batch_norm training forward and running statistics match plain loops"
       const Tensor x = normal64(shape, seed++);
       const std::vector<double> rm_before = rm.to_vector<double>(), rv_before = rv.to_vector<double>();
       const Tensor y = batch_norm(x, w, b, rm, rv, false, 0.1, 1e-3);
+      REQUIRE_THROWS_WITH(batch_norm(x, w, b, rm, rv, true, 5.0, 1e-5), Catch::Contains("momentum must be in [0, 1]"));
+      REQUIRE_THROWS_WITH(batch_norm(x, w, b, rm, rv, true, 0.1, NAN), Catch::Contains("eps must be finite"));
       const std::vector<double> want = reference_bn(x.to_vector<double>(), N, C, S, wv, bv, rm_ref, rv_ref, false, 0.1,
                                                     1e-3);
       check_close(y.to_vector<double>(), want, 1e-12, shape.str() + " eval");

@@ -251,6 +251,12 @@ TEST_CASE("Optimizer: groups, skipped params, zero_grad, checks", "[optim]") {
                       Catch::Contains("appears more than once"));
   REQUIRE_THROWS_WITH(SGD({zeros(Shape{1}, DType::I64)}, {}), Catch::Contains("SGD: parameter 0.0"));
   REQUIRE_THROWS_WITH(Adam(params, {.beta1 = 1.0}), Catch::Contains("betas must be in [0, 1)"));
+  // Non-finite hyperparameters would turn every parameter into NaN at the first step.
+  REQUIRE_THROWS_WITH(SGD(params, {.lr = INFINITY}), Catch::Contains("lr must be finite and >= 0"));
+  REQUIRE_THROWS_WITH(SGD(params, {.lr = 0.1, .momentum = 0.9, .dampening = NAN}),
+                      Catch::Contains("dampening must be finite"));
+  REQUIRE_THROWS_WITH(Adam(params, {.eps = INFINITY}), Catch::Contains("eps must be finite and >= 0"));
+  REQUIRE_THROWS_WITH(Adam(params, {.weight_decay = NAN}), Catch::Contains("weight_decay must be finite"));
 }
 
 TEST_CASE("clip_grad_norm returns the norm before clipping and scales by max/(norm + 1e-6)", "[optim]") {

@@ -3,6 +3,7 @@
 #include "kernels/batch_norm.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "engine/distributed/batch_norm_group.h"
 #include "engine/ops.h"
@@ -128,7 +129,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   STGS_CHECK(!training || M != 1 || dist::batch_norm_group() != nullptr,
              "batch_norm: expected more than 1 value per channel when training, got input ",
              x.str());
-  STGS_CHECK(eps >= 0, "batch_norm: eps must be >= 0, got ", eps);
+  STGS_CHECK(std::isfinite(eps) && eps >= 0, "batch_norm: eps must be finite and >= 0, got ", eps);
+  // Outside [0, 1] the running statistics would extrapolate (a negative running variance at momentum 5).
+  STGS_CHECK(momentum >= 0 && momentum <= 1, "batch_norm: momentum must be in [0, 1], got ", momentum);
 
   Tensor xc = x.contiguous();
   Tensor wc = weight.defined() ? weight.contiguous() : Tensor();

@@ -1,6 +1,7 @@
 // Layer norm and dropout (inside a dist::BatchShardScope, with this rank's part of the global batch's mask).
 #include "kernels/layer_norm.h"
 
+#include <cmath>
 #include <vector>
 
 #include "engine/distributed/batch_shard.h"
@@ -13,6 +14,7 @@ namespace stgs {
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
                   double eps) {
   detail::check_float("layer_norm", x);
+  STGS_CHECK(std::isfinite(eps) && eps >= 0, "layer_norm: eps must be finite and >= 0, got ", eps);
   const int k = normalized_shape.size();
   STGS_CHECK(k >= 1 && x.dim() >= k, "layer_norm: normalized_shape ", normalized_shape.str(),
              " does not fit input ", x.str());

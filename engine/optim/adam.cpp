@@ -3,6 +3,7 @@
 #include "engine/optim/adam.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "engine/ops/op_utils.h"
 #include "kernels/optim.h"
@@ -26,7 +27,7 @@ Adam::Adam(const char* name, std::vector<ParamGroup> groups, const AdamOptions& 
     : Optimizer(name, options.lr, options.weight_decay, {"exp_avg", "exp_avg_sq"}), options_(options) {
   STGS_CHECK(options.beta1 >= 0 && options.beta1 < 1 && options.beta2 >= 0 && options.beta2 < 1, name,
              ": betas must be in [0, 1), got (", options.beta1, ", ", options.beta2, ")");
-  STGS_CHECK(options.eps >= 0, name, ": eps must be >= 0, got ", options.eps);
+  STGS_CHECK(std::isfinite(options.eps) && options.eps >= 0, name, ": eps must be finite and >= 0, got ", options.eps);
   for (ParamGroup& g : groups) add_param_group(std::move(g));
 }
 

@@ -1,6 +1,7 @@
 // Optimizer base: group bookkeeping, the shared step loop (checks, contiguous grads), state dicts.
 #include "engine/optim/optimizer.h"
 
+#include <cmath>
 #include <unordered_set>
 
 #include "engine/autograd.h"
@@ -13,16 +14,19 @@ Optimizer::Optimizer(std::string name, double default_lr, double default_weight_
       default_lr_(default_lr),
       default_weight_decay_(default_weight_decay),
       buffer_names_(std::move(buffer_names)) {
-  STGS_CHECK(default_lr >= 0, name_, ": lr must be >= 0, got ", default_lr);
-  STGS_CHECK(default_weight_decay >= 0, name_, ": weight_decay must be >= 0, got ", default_weight_decay);
+  STGS_CHECK(std::isfinite(default_lr) && default_lr >= 0, name_, ": lr must be finite and >= 0, got ", default_lr);
+  STGS_CHECK(std::isfinite(default_weight_decay) && default_weight_decay >= 0, name_,
+             ": weight_decay must be finite and >= 0, got ", default_weight_decay);
 }
 
 void Optimizer::add_param_group(ParamGroup group) {
   const size_t g = groups_.size();
   if (!group.lr) group.lr = default_lr_;
   if (!group.weight_decay) group.weight_decay = default_weight_decay_;
-  STGS_CHECK(*group.lr >= 0, name_, ": group ", g, " lr must be >= 0, got ", *group.lr);
-  STGS_CHECK(*group.weight_decay >= 0, name_, ": group ", g, " weight_decay must be >= 0, got ", *group.weight_decay);
+  STGS_CHECK(std::isfinite(*group.lr) && *group.lr >= 0, name_, ": group ", g, " lr must be finite and >= 0, got ",
+             *group.lr);
+  STGS_CHECK(std::isfinite(*group.weight_decay) && *group.weight_decay >= 0, name_, ": group ", g,
+             " weight_decay must be finite and >= 0, got ", *group.weight_decay);
   std::unordered_set<const TensorImpl*> seen;
   for (const ParamGroup& other : groups_)
     for (const Tensor& p : other.params) seen.insert(p.impl().get());

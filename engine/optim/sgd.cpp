@@ -1,6 +1,8 @@
 // SGD: option checks, the per-parameter call into the CPU update kernel and the per-group fused CUDA update.
 #include "engine/optim/sgd.h"
 
+#include <cmath>
+
 #include "engine/ops/op_utils.h"
 #include "kernels/optim.h"
 
@@ -11,7 +13,9 @@ SGD::SGD(std::vector<Tensor> params, const SGDOptions& options)
 
 SGD::SGD(std::vector<ParamGroup> groups, const SGDOptions& options)
     : Optimizer("SGD", options.lr, options.weight_decay, {"momentum_buffer"}), options_(options) {
-  STGS_CHECK(options.momentum >= 0, "SGD: momentum must be >= 0, got ", options.momentum);
+  STGS_CHECK(std::isfinite(options.momentum) && options.momentum >= 0, "SGD: momentum must be finite and >= 0, got ",
+             options.momentum);
+  STGS_CHECK(std::isfinite(options.dampening), "SGD: dampening must be finite, got ", options.dampening);
   STGS_CHECK(!options.nesterov || (options.momentum > 0 && options.dampening == 0),
              "SGD: Nesterov momentum needs momentum > 0 and dampening 0, got momentum ", options.momentum,
              ", dampening ", options.dampening);
