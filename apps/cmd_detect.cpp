@@ -96,6 +96,16 @@ int detect_one(const ParsedCommand& cmd, Detector& detector) {
   const std::vector<double> scores = detector.score(batch).at(0);
   const std::vector<Evidence>& evidence = detector.evidence();
   const double seconds = double(raw.wav.size()) / data::kSampleRate;
+  // The model reads a 300-frame (3 s) window; a shorter clip's is filled by repeating it, which the score
+  // should be read with.
+  std::vector<std::string> warnings;
+  const double window_seconds = double(data::kWindowFrames) * data::kHopLength / data::kSampleRate;
+  if (seconds < window_seconds) {
+    char text[160];
+    std::snprintf(text, sizeof text, "the audio is %.2f s; the model's %.0f s window repeats it to fill the rest",
+                  seconds, window_seconds);
+    warnings.push_back(text);
+  }
 
   if (c["json"].get<bool>()) {
     nlohmann::json doc = {{"clip", clip},
@@ -105,6 +115,7 @@ int detect_one(const ParsedCommand& cmd, Detector& detector) {
                           {"threshold", threshold},
                           {"prediction", prediction(scores[0], threshold)},
                           {"audio_seconds", seconds},
+                          {"warnings", warnings},
                           {"preprocessing", detector.preprocessing()}};
     doc["evidence"] = nlohmann::json::object();
     for (size_t e = 0; e < evidence.size(); ++e)
@@ -119,6 +130,7 @@ int detect_one(const ParsedCommand& cmd, Detector& detector) {
   std::printf("clip     %s (%s frames of %sx%s, %.2f s of audio%s)\n", clip.c_str(), pre["frames"].dump().c_str(),
               pre["size"].dump().c_str(), pre["size"].dump().c_str(), seconds,
               audio.empty() ? "" : (" from " + audio).c_str());
+  for (const std::string& w : warnings) std::printf("warning  %s\n", w.c_str());
   std::printf("run      %s\n", detector.run_dir().c_str());
   std::printf("P(fake)  %.6f: %s (threshold %g)\n\n", scores[0], prediction(scores[0], threshold).c_str(), threshold);
   std::printf("  %-8s  %-6s  %-4s  %s\n", "P(fake)", "AUC", "on", "model");

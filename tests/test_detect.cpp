@@ -78,6 +78,9 @@ TEST_CASE("stgs detect: a clip's P(fake) is the evaluation run's; --json; a vide
   const nlohmann::json doc = detect_json(clip_arguments(row) + " " + p.eval_run);
   for (const char* key : {"clip", "audio", "run", "p_fake", "threshold", "prediction", "evidence", "preprocessing"})
     CHECK(doc.contains(key));
+  // The tiny set's clips have 1 s of audio, under the model's 3 s window.
+  REQUIRE(doc["warnings"].size() == 1);
+  CHECK_THAT(doc["warnings"][0].get<std::string>(), Catch::Contains("s; the model's 3 s window repeats it"));
   const double p_fake = doc["p_fake"];
   CHECK(doc["prediction"] == (p_fake >= 0.5 ? "fake" : "real"));
   // The fused model, both single-modality models of the run and both backbones' pretrained heads.
