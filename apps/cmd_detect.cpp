@@ -54,6 +54,9 @@ CommandLine detect_flags() {
        Flag{"threshold", 0.5, "P(fake) at or above which a clip is called fake"}.in(0, 1),
        Flag{"batch", 16, "with --manifest: clips per backbone pass"}.in(1, 1 << 20),
        Flag{"workers", 2, "with --manifest: loader threads decoding clips ahead of the backbones"}.in(1, 256),
+       {"skip-bad", false,
+        "with --manifest: leave out clips whose row or files cannot be read (listed on stderr) instead of stopping "
+        "at the first"},
        {"device", "auto", "auto, cpu, cuda or cuda:N"},
        {"json", false, "print one JSON object instead of text"},
        {"quiet", false, "no progress bar"}});
@@ -145,7 +148,10 @@ int detect_one(const ParsedCommand& cmd, Detector& detector) {
 int detect_manifest(const ParsedCommand& cmd, Detector& detector) {
   const nlohmann::json& c = cmd.config;
   const std::string manifest_path = c["manifest"], out = c["out"], split = c["split"];
-  const data::Manifest manifest = data::read_manifest(manifest_path);
+  data::ManifestReadOptions read_options;
+  read_options.skip_bad = c["skip_bad"];
+  const data::Manifest manifest = data::read_manifest(manifest_path, read_options);
+  for (const std::string& problem : manifest.skipped) std::fprintf(stderr, "stgs detect: skipped %s\n", problem.c_str());
   std::vector<data::ClipItem> items;
   for (size_t r = 0; r < manifest.rows.size(); ++r)
     if (split.empty() || split == data::split_name(manifest.rows[r].split)) items.push_back({int64_t(r)});
@@ -165,8 +171,14 @@ int detect_manifest(const ParsedCommand& cmd, Detector& detector) {
   data::ClipBatchOptions clip;
   clip.clip = detector.clip_options();
   clip.stats = &detector.stats();
+  clip.skip_bad = c["skip_bad"];
+  int64_t skipped = int64_t(manifest.skipped.size());
   ProgressBar bar("detect", int64_t(items.size()), "clips", c["quiet"].get<bool>());
   data::for_each_clip_batch(manifest, items, clip, c["workers"], c["batch"], [&](const data::ClipBatch& b, int64_t first) {
+    for (const auto& [id, error] : b.skipped) std::fprintf(stderr, "stgs detect: skipped %s: %s\n", id.c_str(), error.c_str());
+    skipped += int64_t(b.skipped.size());
+    bar.update(first + int64_t(b.rows.size() + b.skipped.size()));
+    if (b.rows.empty()) return;
     const std::vector<std::vector<double>> scores = detector.score(b);
     const std::vector<int64_t> batch_labels = b.labels.to_vector<int64_t>();
     for (size_t i = 0; i < scores.size(); ++i) {
@@ -176,8 +188,8 @@ int detect_manifest(const ParsedCommand& cmd, Detector& detector) {
       fused.push_back(scores[i][0]);
       labels.push_back(batch_labels[i]);
     }
-    bar.update(first + int64_t(scores.size()));
   });
+  STGS_CHECK(table.rows() > 0, manifest_path, ": every clip was skipped (listed above)");
   bar.finish();
   table.save(out);
 
@@ -185,13 +197,14 @@ int detect_manifest(const ParsedCommand& cmd, Detector& detector) {
   const bool both = std::set<int64_t>(labels.begin(), labels.end()).size() == 2;
   const double auc = both ? nas::roc_auc(fused, labels) : NAN, acc = nas::accuracy_at(fused, labels, c["threshold"]);
   if (c["json"].get<bool>()) {
-    const nlohmann::json doc = {{"out", out}, {"clips", table.rows()}, {"auc", auc}, {"accuracy", acc},
-                                {"columns", header}, {"run", detector.run_dir()}};
+    const nlohmann::json doc = {{"out", out},         {"clips", table.rows()}, {"skipped", skipped}, {"auc", auc},
+                                {"accuracy", acc},    {"columns", header},     {"run", detector.run_dir()}};
     std::printf("%s\n", doc.dump(2).c_str());
   } else {
-    std::printf("scored %zu clips of %s%s with %s: %s (fused AUC %s, ACC @ %g %s)\n", table.rows(),
+    std::printf("scored %zu clips of %s%s with %s: %s (fused AUC %s, ACC @ %g %s)%s\n", table.rows(),
                 manifest_path.c_str(), split.empty() ? "" : (" (" + split + ")").c_str(), detector.run_dir().c_str(),
-                out.c_str(), format_metric(auc).c_str(), c["threshold"].get<double>(), format_metric(acc).c_str());
+                out.c_str(), format_metric(auc).c_str(), c["threshold"].get<double>(), format_metric(acc).c_str(),
+                skipped == 0 ? "" : ("; " + std::to_string(skipped) + " skipped").c_str());
   }
   return 0;
 }

@@ -37,7 +37,7 @@ struct ExtractArgs {
   int64_t L = 8, batch = 16;
   int workers = 2;
   int frames = 0, size = 0;  // 0: from the image backbone's metadata, else 8 and 224
-  bool force = false, quiet = false;
+  bool force = false, quiet = false, skip_bad = false;
 };
 
 CommandLine extract_flags() {
@@ -76,12 +76,15 @@ CommandLine extract_flags() {
        Flag{"workers", d.workers, "loader threads decoding clips ahead of the backbones"}.in(1, 256),
        {"device", d.device, "cpu, cuda, cuda:N or auto (a GPU when one is visible)", "D"},
        {"force", false, "rebuild every split even when it is up to date"},
+       {"skip-bad", false,
+        "leave out clips whose manifest row or files cannot be read (listed on stderr and recorded in each split's "
+        "\"skipped\" metadata) instead of stopping at the first"},
        {"quiet", false, "no progress bar and no summary"}});
 }
 
 // The fields below are read from the resolved config's keys of the same names.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ExtractArgs, manifest, image_backbone, audio_backbone, out, stats, device, seed, L,
-                                   batch, workers, frames, size, force, quiet)
+                                   batch, workers, frames, size, force, quiet, skip_bad)
 
 ExtractArgs args_of(const nlohmann::json& c) {
   ExtractArgs a = c.get<ExtractArgs>();
@@ -129,9 +132,11 @@ std::vector<data::ClipItem> split_items(const data::Manifest& manifest, data::Sp
 }
 
 // Runs both backbones over the items and pools their feature maps: (N, C_i, L) per feature.
+// With --skip-bad, the ids of the clips that could not be decoded are appended to `skipped`.
 data::FeatureSplit extract_split(const data::Manifest& manifest, const std::vector<data::ClipItem>& items,
                                  ResNet34& image, ResNet34& audio, const data::ClipBatchOptions& clip,
-                                 const ExtractArgs& a, Device device, ProgressBar& bar) {
+                                 const ExtractArgs& a, Device device, ProgressBar& bar,
+                                 std::vector<std::string>& skipped) {
   const int64_t n = int64_t(items.size());
   data::FeatureSplit split;
   split.labels = empty({n}, DType::I64);
@@ -140,18 +145,31 @@ data::FeatureSplit extract_split(const data::Manifest& manifest, const std::vect
     const ResNetConfig& c = (i < 4 ? image : audio).config();
     split.features.push_back(empty({n, c.width << (i % 4), a.L}));
   }
-  // The loader's workers decode the next batches while the backbones run on this one.
+  // The loader's workers decode the next batches while the backbones run on this one. With --skip-bad a batch
+  // may hold fewer clips than it was asked for: rows are filled up to `kept`, and the tensors cut there.
+  int64_t kept = 0;
   data::for_each_clip_batch(manifest, items, clip, a.workers, a.batch, [&](const data::ClipBatch& b, int64_t first) {
+    for (const auto& [id, error] : b.skipped) {
+      skipped.push_back(id);
+      std::fprintf(stderr, "%s: skipped %s: %s\n", kCommand, id.c_str(), error.c_str());
+    }
     const int64_t B = b.labels.size(0);
-    const BackboneOutputs out = run_backbones(image, audio, b, a.L, device);
-    for (int i = 0; i < 8; ++i) split.features[size_t(i)].narrow(0, first, B).copy_(out.features[size_t(i)]);
-    split.labels.narrow(0, first, B).copy_(b.labels);
-    for (int64_t j = 0; j < B; ++j)
-      split.categories.data<int64_t>()[first + j] =
-          int64_t(manifest.rows[size_t(items[size_t(first + j)].index)].category);
-    split.ids.insert(split.ids.end(), b.ids.begin(), b.ids.end());
-    bar.update(first + B);
+    if (B > 0) {
+      const BackboneOutputs out = run_backbones(image, audio, b, a.L, device);
+      for (int i = 0; i < 8; ++i) split.features[size_t(i)].narrow(0, kept, B).copy_(out.features[size_t(i)]);
+      split.labels.narrow(0, kept, B).copy_(b.labels);
+      for (int64_t j = 0; j < B; ++j)
+        split.categories.data<int64_t>()[kept + j] = int64_t(manifest.rows[size_t(b.rows[size_t(j)])].category);
+      split.ids.insert(split.ids.end(), b.ids.begin(), b.ids.end());
+      kept += B;
+    }
+    bar.update(first + int64_t(b.rows.size() + b.skipped.size()));
   });
+  if (kept < n) {
+    for (Tensor& f : split.features) f = f.narrow(0, 0, kept).contiguous();
+    split.labels = split.labels.narrow(0, 0, kept).contiguous();
+    split.categories = split.categories.narrow(0, 0, kept).contiguous();
+  }
   return split;
 }
 
@@ -166,7 +184,10 @@ int run_extract(int argc, char** argv) {
   const Device device = parse_device_option(kCommand, a.device);
   const auto start = std::chrono::steady_clock::now();
 
-  const data::Manifest manifest = data::read_manifest(a.manifest);
+  data::ManifestReadOptions read_options;
+  read_options.skip_bad = a.skip_bad;
+  const data::Manifest manifest = data::read_manifest(a.manifest, read_options);
+  for (const std::string& problem : manifest.skipped) std::fprintf(stderr, "%s: skipped %s\n", kCommand, problem.c_str());
   // A split without clips would become a cache file that the search and the evaluation refuse.
   for (data::Split s : {data::Split::Train, data::Split::Val, data::Split::Test})
     STGS_CHECK(!data::split_indices(manifest, s).empty(), a.manifest, ": the ", data::split_name(s),
@@ -201,7 +222,7 @@ int run_extract(int argc, char** argv) {
                  a.stats.c_str());
 
   // Everything that shapes the features; a split file is reused only when all of it matches.
-  const std::map<std::string, std::string> key = {
+  std::map<std::string, std::string> key = {
       {"image_backbone_sha256", image.sha256},
       {"audio_backbone_sha256", audio.sha256},
       {"manifest_sha256", sha256_file(a.manifest)},
@@ -212,6 +233,7 @@ int run_extract(int argc, char** argv) {
       {"size", std::to_string(a.size)},
       {"audio_window", "centre"},
   };
+  if (a.skip_bad) key["skip_bad"] = "1";  // which clips are left out depends on it
   std::string augment_list;
   for (const std::string& name : a.augment) augment_list += (augment_list.empty() ? "" : ",") + name;
   // The test split is never augmented, so its key leaves the augmentations out.
@@ -248,13 +270,16 @@ int run_extract(int argc, char** argv) {
   clip.clip.size = a.size;
   clip.stats = &stats;
   clip.augment_seed = a.seed;
+  clip.skip_bad = a.skip_bad;
   for (data::Split s : stale) {
     const auto split_start = std::chrono::steady_clock::now();
     const std::string name = data::split_name(s);
     const std::vector<data::ClipItem> items = split_items(manifest, s, a.augment);
     ProgressBar bar("  " + name, int64_t(items.size()), "clips", a.quiet);
-    data::FeatureSplit split = extract_split(manifest, items, *image_net, *audio_net, clip, a, device, bar);
+    std::vector<std::string> skipped;
+    data::FeatureSplit split = extract_split(manifest, items, *image_net, *audio_net, clip, a, device, bar, skipped);
     bar.finish();
+    STGS_CHECK(split.size() > 0, kCommand, ": every clip of the ", name, " split was skipped (listed above)");
     split.split = name;
     split.metadata = key_for(s);
     // Absolute, so that `stgs detect` finds the files the features came from whatever its working directory.
@@ -263,11 +288,16 @@ int run_extract(int argc, char** argv) {
     split.metadata["manifest"] = fs::absolute(a.manifest).lexically_normal().string();
     split.metadata["stats"] = fs::absolute(a.stats).lexically_normal().string();
     split.metadata["stgs_version"] = kVersion;
+    if (a.skip_bad) {  // the decoding failures; rows the manifest reader left out are on stderr
+      split.metadata["skipped"] = std::to_string(skipped.size());
+      split.metadata["skipped_ids"] = join_list(skipped, ",");
+    }
     const std::string path = (fs::path(a.out) / (name + ".safetensors")).string();
     data::write_feature_split(path, split);
     if (!a.quiet)
-      std::printf("  wrote %s: %lld clips in %.1f s\n", path.c_str(), (long long)split.size(),
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - split_start).count());
+      std::printf("  wrote %s: %lld clips in %.1f s%s\n", path.c_str(), (long long)split.size(),
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - split_start).count(),
+                  skipped.empty() ? "" : (" (" + std::to_string(skipped.size()) + " skipped)").c_str());
   }
   save_config(config_path, cmd.config, kCommand);
   if (!a.quiet)

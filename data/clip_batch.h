@@ -19,6 +19,9 @@ struct ClipBatch {
   Tensor spectrograms;           // (B, 1, 300, 257) F32, per-bin normalised windows
   Tensor labels;                 // (B) I64: 0 real, 1 fake
   std::vector<std::string> ids;  // the manifest's, "<id>#<augmentation>" for an augmented copy
+  std::vector<int64_t> rows;     // B: the manifest row of each clip
+  // With ClipBatchOptions::skip_bad, the clips left out because they could not be decoded: (id, error).
+  std::vector<std::pair<std::string, std::string>> skipped;
 };
 
 // The clips manifest.rows[indices[i]], in order. In training (`train`) clip i's spectrogram window is random,
@@ -43,6 +46,9 @@ struct ClipBatchOptions {
   // An augmented copy's parameters come from the seed (augment_seed, id, augmentation name): the same copy
   // whatever batch it lands in.
   uint64_t augment_seed = 0;
+  // A clip that cannot be decoded (corrupt or missing file) is left out and listed in ClipBatch::skipped
+  // instead of failing the batch; B is then the number decoded (possibly 0).
+  bool skip_bad = false;
 };
 
 // The seed of one augmented copy: the first 8 bytes of SHA-256("<base>:<id>#<augmentation>"), so a copy

@@ -157,8 +157,29 @@ TEST_CASE("stgs detect --manifest: the test split's scores.csv is the evaluation
   REQUIRE(r.status == 0);
   const nlohmann::json summary = parse_json_strict(r.output, "stgs detect --json", "output");
   CHECK(summary["clips"] == 16);
+  CHECK(summary["skipped"] == 0);
   CHECK(summary["columns"].size() == 7);
   CHECK(testing::read_file_bytes(tmp.file("all.csv")).find(eval_scores.row(0)[0]) != std::string::npos);
+
+  // A clip that cannot be decoded stops the run, or with --skip-bad is left out and listed.
+  const fs::path set = fs::path(p.manifest).parent_path(), copy = tmp.dir / "set";
+  fs::copy(set, copy, fs::copy_options::recursive);
+  const data::Manifest manifest = data::read_manifest(p.manifest);
+  const data::ManifestRow& bad = row_of(manifest, eval_scores.row(0)[0]);
+  testing::write_file_bytes((copy / fs::relative(bad.frames().front(), set)).string(), "not a PNG");
+  const std::string batch = "detect --manifest " + (copy / "manifest.csv").string() + " " + p.eval_run +
+                            " --split test --out " + tmp.file("skip.csv") + " --json --device cpu --quiet";
+  r = run_stgs(batch);
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains("clip '" + bad.id + "'"));
+  r = run_stgs(batch + " --skip-bad");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.output, Catch::Contains("stgs detect: skipped " + bad.id + ": "));
+  const nlohmann::json skipping = parse_json_strict(r.output.substr(r.output.find('{')), "stgs detect --json", "output");
+  CHECK(skipping["clips"] == 3);
+  CHECK(skipping["skipped"] == 1);
+  CHECK(testing::read_file_bytes(tmp.file("skip.csv")).find(bad.id) == std::string::npos);
 }
 
 TEST_CASE("stgs detect: clear errors naming the file or value", "[detect][app]") {

@@ -2,6 +2,7 @@
 // `stgs extract`) and the SHA-256 they fingerprint files with, on a tiny synthetic set written by the test.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <memory>
@@ -438,6 +439,44 @@ TEST_CASE("stgs pretrain: outputs checked first; a failed run keeps the earlier 
   CHECK(r.status == 130);
   CHECK_THAT(r.output, Catch::Contains("nothing written"));
   CHECK_FALSE(fs::exists(tmp.file("early.safetensors")));
+}
+
+TEST_CASE("stgs extract --skip-bad: clips that cannot be read are left out and listed, the rest extracted",
+          "[extract][cli]") {
+  TempDir tmp("extract_skip_bad");
+  const std::string manifest = testing::tiny_synthetic_set(tmp);
+  const std::string backbones = testing::pretrain_tiny_backbones(tmp, manifest);
+  const data::Manifest m = data::read_manifest(manifest);
+  const std::vector<int64_t> train = data::split_indices(m, data::Split::Train);
+  const data::ManifestRow& corrupt = m.rows[size_t(train[1])];
+  testing::write_file_bytes(corrupt.frames().front(), "not a PNG");  // decoding fails
+  const data::ManifestRow& missing = m.rows[size_t(train[2])];
+  fs::remove(missing.audio);  // the manifest reader fails
+  const std::string flags = backbones + " --device cpu --quiet --L 2 --out " + tmp.file("cache");
+
+  CommandResult r = run_stgs("extract " + manifest + flags);
+  CHECK(r.status == 1);
+  CHECK_THAT(r.output, Catch::Contains(missing.audio));
+  r = run_stgs("extract " + manifest + flags + " --skip-bad");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.output, Catch::Contains("skipped " + corrupt.id + ": ") && Catch::Contains("cannot decode image"));
+  CHECK_THAT(r.output, Catch::Contains("stgs extract: skipped " + manifest + ":"));
+  const data::FeatureSplit f = data::read_feature_split(tmp.file("cache/train.safetensors"));
+  CHECK(f.size() == int64_t(train.size()) - 2);
+  CHECK(std::find(f.ids.begin(), f.ids.end(), corrupt.id) == f.ids.end());
+  CHECK(std::find(f.ids.begin(), f.ids.end(), missing.id) == f.ids.end());
+  CHECK(f.metadata.at("skipped") == "1");  // the decoding failure; the unreadable row never became an item
+  CHECK(f.metadata.at("skipped_ids") == corrupt.id);
+  CHECK(data::read_feature_split(tmp.file("cache/val.safetensors")).metadata.at("skipped") == "0");
+  // Every kept clip's label and category are its own (rows did not shift past the skipped one).
+  const std::vector<int64_t> labels = f.labels.to_vector<int64_t>(), categories = f.categories.to_vector<int64_t>();
+  for (size_t i = 0; i < f.ids.size(); ++i) {
+    const auto row = std::find_if(m.rows.begin(), m.rows.end(), [&](const data::ManifestRow& x) { return x.id == f.ids[i]; });
+    REQUIRE(row != m.rows.end());
+    CHECK(labels[i] == int64_t(row->label));
+    CHECK(categories[i] == int64_t(row->category));
+  }
 }
 
 TEST_CASE("stgs extract: a manifest split without clips is refused, naming the split", "[extract][cli]") {
