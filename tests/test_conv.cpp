@@ -524,3 +524,12 @@ TEST_CASE("conv2d kernels: which geometries take Winograd, and which tiles", "[c
   CHECK(tile(geometry(8, 64, 56, 56, 64, 3, 3, one, one, one, 1)) == 4);
   kernels::cpu::set_winograd_enabled(was);
 }
+
+TEST_CASE("conv2d and pooling refuse geometry whose arithmetic would overflow", "[conv]") {
+  const Tensor x = arange(0, 8).reshape(Shape{1, 1, 8, 1}), w = ones(Shape{1, 1, 5, 1});
+  // A dilation of 2^62 + 1 behaved like 4 when dil * (k - 1) wrapped.
+  CHECK_THROWS_WITH(conv2d(x, w, Tensor(), {1, 1}, {0, 0}, {(int64_t(1) << 62) + 1, 1}),
+                    Catch::Contains("is above 2^31"));
+  CHECK_THROWS_WITH(max_pool2d(zeros(Shape{1, 1, 4, 4}), {3, 3}, {1, 1}, {INT64_MAX / 2 + 1, 0}),
+                    Catch::Contains("padding must be in [0, kernel / 2]"));
+}

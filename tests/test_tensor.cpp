@@ -457,6 +457,11 @@ TEST_CASE("float to integer conversions truncate toward zero", "[tensor]") {
   CHECK(f.to(DType::I32).to_vector<int32_t>() == std::vector<int32_t>{2, -2, 0, 0, 1000000});
   CHECK(from_vector<double>({0, 3.9, 255}, Shape{3}).to(DType::U8).to_vector<uint8_t>() ==
         std::vector<uint8_t>{0, 3, 255});
+  // Out of range saturates and NaN is 0 (as CUDA converts; C++ leaves both undefined).
+  const Tensor wild = from_vector<double>({300, -5, NAN, 1e30, -1e30}, Shape{5});
+  CHECK(wild.to(DType::U8).to_vector<uint8_t>() == std::vector<uint8_t>{255, 0, 0, 255, 0});
+  CHECK(wild.to(DType::I32).to_vector<int32_t>() == std::vector<int32_t>{300, -5, 0, INT32_MAX, INT32_MIN});
+  CHECK(wild.to(DType::I64).to_vector<int64_t>() == std::vector<int64_t>{300, -5, 0, INT64_MAX, INT64_MIN});
   CHECK(vals(from_vector<int32_t>({-7, 2147483647, -2147483647 - 1}, Shape{3}).to(DType::F64)) ==
         std::vector<double>{-7, 2147483647.0, -2147483648.0});
   CHECK(vals(from_vector<uint8_t>({0, 128, 255}, Shape{3}).to(DType::F32)) == std::vector<double>{0, 128, 255});

@@ -46,6 +46,10 @@ kernels::ConvGeometry validate(const char* name, int ns, const Tensor& x, const 
     STGS_CHECK(stride[d] >= 1, name, ": stride must be >= 1, got ", stride[d]);
     STGS_CHECK(dilation[d] >= 1, name, ": dilation must be >= 1, got ", dilation[d]);
     STGS_CHECK(padding[d] >= 0, name, ": padding must be >= 0, got ", padding[d]);
+    // Far beyond any image, and small enough that conv_out_size's 2 * pad and dil * (k - 1) cannot overflow.
+    constexpr int64_t kGeometryLimit = int64_t(1) << 31;
+    STGS_CHECK(stride[d] <= kGeometryLimit && dilation[d] <= kGeometryLimit && padding[d] <= kGeometryLimit, name,
+               ": stride ", stride[d], ", dilation ", dilation[d], " or padding ", padding[d], " is above 2^31");
   }
   const int64_t C_in = x.size(1), C_out = weight.size(0);
   STGS_CHECK(C_in % groups == 0, name, ": input channels ", C_in, " of ", x.str(), " are not divisible by groups ",

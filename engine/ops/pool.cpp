@@ -37,7 +37,7 @@ Tensor window_pool(const char* name, const Tensor& x, Pair kernel, Pair stride, 
   for (int d = 0; d < 2; ++d) {
     STGS_CHECK(kernel[d] >= 1, name, ": kernel must be at least 1, got ", pair_str(kernel));
     STGS_CHECK(stride[d] >= 1, name, ": stride must be at least 1, got ", pair_str(stride));
-    STGS_CHECK(padding[d] >= 0 && 2 * padding[d] <= kernel[d], name,
+    STGS_CHECK(padding[d] >= 0 && padding[d] <= kernel[d] / 2, name,  // (2 * padding could overflow)
                ": padding must be in [0, kernel / 2], got padding ", pair_str(padding), " for kernel ",
                pair_str(kernel));
   }

@@ -2,6 +2,7 @@
 #include "kernels/copy.h"
 
 #include <cmath>
+#include <limits>
 
 #include "kernels/check.h"
 
@@ -117,15 +118,25 @@ double load(const void* p, int type, int64_t i) {
   STGS_FAIL("convert: unknown source type code ", type);
 }
 
+// A float's integer value, saturated to I's range and NaN as 0 (C++ leaves both undefined; this is what the
+// CUDA conversion instructions do, so the two backends agree).
+template <class I>
+I saturate(double v) {
+  if (std::isnan(v)) return I(0);
+  if (v <= double(std::numeric_limits<I>::min())) return std::numeric_limits<I>::min();
+  if (v >= double(std::numeric_limits<I>::max())) return std::numeric_limits<I>::max();
+  return I(v);
+}
+
 void store(void* p, int type, int64_t i, double v) {
   switch (type) {
     case 0: static_cast<float*>(p)[i] = float(v); return;
     case 1: static_cast<double*>(p)[i] = v; return;
     case 2: static_cast<uint16_t*>(p)[i] = float_to_bf16(float(v)); return;
     case 3: static_cast<uint16_t*>(p)[i] = float_to_f16(float(v)); return;
-    case 4: static_cast<int64_t*>(p)[i] = int64_t(v); return;
-    case 5: static_cast<int32_t*>(p)[i] = int32_t(v); return;
-    case 6: static_cast<uint8_t*>(p)[i] = uint8_t(v); return;
+    case 4: static_cast<int64_t*>(p)[i] = saturate<int64_t>(v); return;
+    case 5: static_cast<int32_t*>(p)[i] = saturate<int32_t>(v); return;
+    case 6: static_cast<uint8_t*>(p)[i] = saturate<uint8_t>(v); return;
   }
   STGS_FAIL("convert: unknown destination type code ", type);
 }

@@ -15,7 +15,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <climits>
 #include <mutex>
+
+#include "kernels/check.h"
 
 extern "C" void openblas_set_num_threads(int num_threads);
 
@@ -39,12 +42,21 @@ int threads_for(double flops, int64_t parts) {
   return int(std::min<int64_t>(omp_get_max_threads(), parts));
 }
 
+// cblas takes int sizes: anything larger would be silently truncated.
+void check_blas_sizes(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc) {
+  for (int64_t v : {M, N, K, lda, ldb, ldc})
+    STGS_CHECK(v <= INT_MAX, "gemm: size ", v, " (M ", M, ", N ", N, ", K ", K, ", leading dimensions ", lda, "/",
+               ldb, "/", ldc, ") exceeds cblas's int range");
+}
+
 void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  check_blas_sizes(M, N, K, lda, ldb, ldc);
   cblas_sgemm(CblasRowMajor, ta, tb, int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
 }
 void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
                int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  check_blas_sizes(M, N, K, lda, ldb, ldc);
   cblas_dgemm(CblasRowMajor, ta, tb, int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
 }
 
