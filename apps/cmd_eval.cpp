@@ -35,6 +35,7 @@
 #include "apps/run_report.h"
 #include "apps/run_tables.h"
 #include "apps/search_commands.h"
+#include "engine/io/directory_lock.h"
 #include "engine/io/safetensors.h"
 #include "kernels/check.h"
 #include "nas/fixed_run.h"
@@ -241,8 +242,12 @@ int evaluate_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, con
   options.device = ranks.device;
   options.comm = ranks.comm.get();
 
+  // Rank 0 owns the directory while it runs: a second `stgs eval --resume` of it would write the same files.
+  std::optional<DirectoryLock> lock;
+  if (run_slot && ranks.writes()) lock.emplace(run_slot->path(), "stgs eval");
   if (!run_slot && ranks.writes()) {
     run_slot = RunDir::create(config["runs_dir"], config["name"]);
+    lock.emplace(run_slot->path(), "stgs eval");
     run_slot->write_json("config.json", config);
     nas::save_genotype(run_slot->file("genotype.json"), genotype);
   }

@@ -19,6 +19,7 @@
 #include "data/augment.h"
 #include "data/clip_batch.h"
 #include "data/feature_cache.h"
+#include "engine/io/directory_lock.h"
 #include "engine/io/sha256.h"
 #include "engine/nn/resnet.h"
 #include "engine/version.h"
@@ -248,6 +249,7 @@ int run_extract(int argc, char** argv) {
     return k;
   };
   fs::create_directories(a.out);
+  const DirectoryLock lock(a.out, kCommand);  // two extractions into one cache would mix their splits
   std::vector<data::Split> stale;
   for (data::Split s : {data::Split::Train, data::Split::Val, data::Split::Test}) {
     const std::string path = (fs::path(a.out) / (std::string(data::split_name(s)) + ".safetensors")).string();

@@ -31,6 +31,7 @@
 #include "apps/run_report.h"
 #include "apps/run_tables.h"
 #include "apps/search_commands.h"
+#include "engine/io/directory_lock.h"
 #include "engine/io/safetensors.h"
 #include "kernels/check.h"
 #include "nas/genotype.h"
@@ -233,8 +234,12 @@ int search_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, const
   nas::SearchRunOptions options = run_options(config, device);
   options.comm = ranks.comm.get();
 
+  // Rank 0 owns the directory while it runs: a second `stgs search --resume` of it would write the same files.
+  std::optional<DirectoryLock> lock;
+  if (resuming && writes) lock.emplace(run_slot->path(), "stgs search");
   if (!resuming && writes) {
     run_slot = RunDir::create(config["runs_dir"], config["name"]);
+    lock.emplace(run_slot->path(), "stgs search");
     run_slot->write_json("config.json", config);
   }
   // Rank 0 writes through `run`; the other ranks have none (they read a resumed run's checkpoint only).

@@ -18,6 +18,7 @@
 #include "apps/protocol.h"
 #include "apps/search_commands.h"
 #include "apps/sweep.h"
+#include "engine/io/directory_lock.h"
 #include "kernels/check.h"
 
 namespace stgs::apps {
@@ -71,10 +72,9 @@ int sweep_with_config(const nlohmann::json& options, std::optional<RunDir> run_s
   nlohmann::json config = options;
   const ProtocolCaches caches = protocol_caches(config["protocol"], config["features"], "", "stgs search");
   config["features"] = join_list(caches.train, ",");
-  if (!run_slot) {
-    run_slot = RunDir::create(config["runs_dir"], "sweep");
-    run_slot->write_json("config.json", config);
-  }
+  if (!run_slot) run_slot = RunDir::create(config["runs_dir"], "sweep");
+  const DirectoryLock lock(run_slot->path(), "stgs search --sweep");  // one process per sweep directory
+  if (!run_slot->exists("config.json")) run_slot->write_json("config.json", config);
   RunDir& sweep = *run_slot;
   sweep.set_quiet(config["quiet"]);
   const std::string heading = "# Sweep over lambda and M\n\nProtocol " + caches.protocol + ": `" +

@@ -12,6 +12,7 @@
 #include "apps/interrupt.h"
 #include "apps/plots.h"
 #include "apps/run_dir.h"
+#include "engine/io/directory_lock.h"
 #include "kernels/check.h"
 #include "tests/test_files.h"
 
@@ -54,6 +55,19 @@ TEST_CASE("run directory: unique names, log, JSON round trip, resume checks", "[
   REQUIRE_THROWS_WITH(RunDir::open((tmp.dir / "nope").string()), Catch::Contains("no such run directory"));
   a.write_text("config.json", "{\"a\": 1, \"a\": 2}");
   REQUIRE_THROWS_WITH(a.read_json("config.json"), Catch::Contains("duplicate key"));
+}
+
+TEST_CASE("directory lock: one holder at a time, released with its holder", "[app]") {
+  testing::TempDir tmp("dirlock");
+  {
+    const DirectoryLock first(tmp.dir.string(), "stgs search");
+    CHECK_THROWS_WITH(DirectoryLock(tmp.dir.string(), "stgs eval"),
+                      Catch::Contains("stgs eval: '" + tmp.dir.string() + "' is in use by another stgs process (pid " +
+                                      std::to_string(getpid()) + ")"));
+  }
+  CHECK_NOTHROW(DirectoryLock(tmp.dir.string(), "stgs search"));  // released when the first went away
+  CHECK_THROWS_WITH(DirectoryLock((tmp.dir / "missing").string(), "stgs search"),
+                    Catch::Contains("cannot create the lock file"));
 }
 
 TEST_CASE("CSV table: quoting, numbers, truncate, load errors", "[app]") {

@@ -1,6 +1,7 @@
 // `stgs search` and `stgs eval` end to end on a small feature cache written by the test: every file of the
 // run directories, resume after a kill at the worst moment and after Ctrl-C, and the errors users meet.
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "apps/run_dir.h"
+#include "engine/io/directory_lock.h"
 #include "nas/genotype.h"
 #include "tests/feature_cache_fixture.h"
 #include "tests/test_files.h"
@@ -264,6 +266,14 @@ TEST_CASE("stgs search and eval: resume after a first-epoch Ctrl-C; refused on e
   CHECK(r.status == 1);
   CHECK_THAT(r.output, Catch::Contains("the genotype was searched on features with channels 4, 4, 8, 8, 4, 4, 8, 8 "
                                        "and L 4, but the feature cache"));
+
+  // A run another process holds (a second resume of it) is refused before anything is written.
+  {
+    const DirectoryLock held(a.string(), "test");
+    r = run_stgs("search --resume " + a.string() + " --quiet");
+    CHECK(r.status == 1);
+    CHECK_THAT(r.output, Catch::Contains("is in use by another stgs process (pid " + std::to_string(getpid()) + ")"));
+  }
 
   // A report of a search whose entropy table lost its rows: an error, not a crash.
   fs::copy(a, tmp.dir / "k", fs::copy_options::recursive);
