@@ -166,8 +166,9 @@ search: deps $(STGS)
 	$(STGS) extract $(WORK)/synth/manifest.csv --image-backbone $(WORK)/backbones/image.safetensors \
 	  --audio-backbone $(WORK)/backbones/audio.safetensors --out $(WORK)/features $(EXTRACT_ARGS)
 	@echo "$(STGS) search $(WORK)/features --runs-dir $(WORK)/runs $(SEARCH_ARGS)"
-	@run=$$($(STGS) search $(WORK)/features --runs-dir $(WORK)/runs $(SEARCH_ARGS)) || exit $$?; \
-	  echo "run directory: $$run"; \
+	@out=$$(mktemp) && trap 'rm -f "$$out"' EXIT && set -o pipefail && \
+	  $(STGS) search $(WORK)/features --runs-dir $(WORK)/runs $(SEARCH_ARGS) | tee "$$out" && \
+	  run=$$(tail -n 1 "$$out") && \
 	  if [ -f "$$run/genotype.json" ]; then echo "best genotype ($$run/genotype.json):"; cat "$$run/genotype.json"; fi
 
 eval: $(STGS)

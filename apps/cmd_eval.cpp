@@ -208,6 +208,10 @@ namespace {
 
 int evaluate_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, const Ranks& ranks) {
   const bool quiet = config["quiet"] || !ranks.writes(), plots = config["plots"];
+  // Rank 0 owns the directory while it runs: a second `stgs eval --resume` of it would write the same files
+  // (taken first, so that one stops before loading anything).
+  std::optional<DirectoryLock> lock;
+  if (run_slot && ranks.writes()) lock.emplace(run_slot->path(), "stgs eval");
 
   const nas::Genotype genotype = nas::load_genotype(config["genotype"]);
   const ProtocolCaches caches =
@@ -242,9 +246,6 @@ int evaluate_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, con
   options.device = ranks.device;
   options.comm = ranks.comm.get();
 
-  // Rank 0 owns the directory while it runs: a second `stgs eval --resume` of it would write the same files.
-  std::optional<DirectoryLock> lock;
-  if (run_slot && ranks.writes()) lock.emplace(run_slot->path(), "stgs eval");
   if (!run_slot && ranks.writes()) {
     run_slot = RunDir::create(config["runs_dir"], config["name"]);
     lock.emplace(run_slot->path(), "stgs eval");

@@ -3,6 +3,7 @@
 // (C_i, L) (nas/reshape.h) and writes DIR/train.safetensors, val and test. A split whose file already
 // records the same inputs (SHA-256 of both backbones, the manifest, the clip files' listing and the
 // statistics) and options is left alone, so running it again is free. DIR/config.json: the resolved options.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -151,6 +152,8 @@ data::FeatureSplit extract_split(const data::Manifest& manifest, const std::vect
   int64_t kept = 0;
   data::for_each_clip_batch(manifest, items, clip, a.workers, a.batch, [&](const data::ClipBatch& b, int64_t first) {
     for (const auto& [id, error] : b.skipped) {
+      // A clip is skipped once per augmented copy too: listed and counted once.
+      if (std::find(skipped.begin(), skipped.end(), id) != skipped.end()) continue;
       skipped.push_back(id);
       std::fprintf(stderr, "%s: skipped %s: %s\n", kCommand, id.c_str(), error.c_str());
     }

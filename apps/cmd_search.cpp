@@ -221,6 +221,10 @@ int search_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, const
   const bool resuming = run_slot.has_value();
   const bool quiet = config["quiet"] || !ranks.writes();
   const bool writes = ranks.writes();
+  // Rank 0 owns the directory while it runs: a second `stgs search --resume` of it would write the same files
+  // (taken first, so that one stops before loading anything).
+  std::optional<DirectoryLock> lock;
+  if (resuming && writes) lock.emplace(run_slot->path(), "stgs search");
   const ProtocolCaches caches = protocol_caches(config["protocol"], config["features"], "", "stgs search");
   config["features"] = join_list(caches.train, ",");
 
@@ -234,9 +238,6 @@ int search_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, const
   nas::SearchRunOptions options = run_options(config, device);
   options.comm = ranks.comm.get();
 
-  // Rank 0 owns the directory while it runs: a second `stgs search --resume` of it would write the same files.
-  std::optional<DirectoryLock> lock;
-  if (resuming && writes) lock.emplace(run_slot->path(), "stgs search");
   if (!resuming && writes) {
     run_slot = RunDir::create(config["runs_dir"], config["name"]);
     lock.emplace(run_slot->path(), "stgs search");

@@ -54,16 +54,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string cmd = argv[1];
-  if ((cmd == "help" || cmd == "--help" || cmd == "-h") && argc == 2) {
+  // "stgs help search" is "stgs search --help": the same argv shape, argv[1] the command. `stgs help`,
+  // `--help` and `-h` alone (or before anything but a command) print this overview.
+  const bool help_word = cmd == "help" || cmd == "--help" || cmd == "-h";
+  const std::set<std::string> kCommands = {"augment", "inspect", "synth",  "import", "show-input", "pretrain",
+                                            "extract", "search",  "eval",   "detect", "report",     "version"};
+  char help_flag[] = "--help";
+  char* help_argv[] = {argv[0], argc >= 3 ? argv[2] : argv[1], help_flag, nullptr};
+  if (help_word && argc >= 3 && kCommands.count(argv[2]) && std::string(argv[2]) != "version") {
+    cmd = argv[2];
+    argc = 3;
+    argv = help_argv;
+  } else if (help_word) {
     print_help(stdout);
     return 0;
-  }
-  // "stgs help search" is "stgs search --help": the same argv shape, argv[1] the command.
-  char help_flag[] = "--help";
-  char* help_argv[] = {argv[0], argc == 3 ? argv[2] : argv[1], help_flag, nullptr};
-  if (cmd == "help" && argc == 3) {
-    cmd = argv[2];
-    argv = help_argv;
   }
   if (cmd == "version" || cmd == "--version") {
     if (argc == 2) return print_version();

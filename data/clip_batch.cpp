@@ -40,25 +40,25 @@ ClipBatch load_clip_batch(const Manifest& manifest, const std::vector<ClipItem>&
     STGS_CHECK(index >= 0 && index < rows, "load_clip_batch: index ", index, " outside manifest '", manifest.path,
                "' of ", rows, " clips");
     const ManifestRow& row = manifest.rows[size_t(index)];
-    RawClip raw;
-    try {
-      raw = load_raw_clip(row, manifest.path, clip);
+    const Augmentation* aug = items[size_t(i)].augmentation;
+    try {  // every stage of one clip: with skip_bad a failure anywhere leaves just this clip out
+      RawClip raw = load_raw_clip(row, manifest.path, clip);
+      const uint64_t aug_seed = aug ? augmentation_seed(options.augment_seed, row.id, aug->name) : 0;
+      if (aug && aug->target == AugmentTarget::Frames) raw.frames = augment_frames(*aug, raw.frames, aug_seed);
+      if (aug && aug->target == AugmentTarget::Waveform) raw.wav = augment_waveform(*aug, raw.wav, aug_seed);
+      if (options.frames) batch.frames.select(0, kept).copy_(imagenet_normalize(raw.frames));
+      if (options.stats) {
+        Tensor spec = clip_spectrogram(raw);  // (T, 257)
+        if (aug && aug->target == AugmentTarget::Spectrogram) spec = augment_spectrogram(*aug, spec, aug_seed);
+        Generator gen(batch_seed + uint64_t(i));  // by position in the request: the same window whatever is skipped
+        const Tensor window = crop_window(spec, kWindowFrames, options.train ? &gen : nullptr);  // (300, 257)
+        batch.spectrograms.select(0, kept).copy_(
+            options.stats->normalize(window).reshape({1, kWindowFrames, kFreqBins}));
+      }
     } catch (const Error& e) {
       if (!options.skip_bad) throw;
       batch.skipped.push_back({row.id, e.what()});
       continue;
-    }
-    const Augmentation* aug = items[size_t(i)].augmentation;
-    const uint64_t aug_seed = aug ? augmentation_seed(options.augment_seed, row.id, aug->name) : 0;
-    if (aug && aug->target == AugmentTarget::Frames) raw.frames = augment_frames(*aug, raw.frames, aug_seed);
-    if (aug && aug->target == AugmentTarget::Waveform) raw.wav = augment_waveform(*aug, raw.wav, aug_seed);
-    if (options.frames) batch.frames.select(0, kept).copy_(imagenet_normalize(raw.frames));
-    if (options.stats) {
-      Tensor spec = clip_spectrogram(raw);  // (T, 257)
-      if (aug && aug->target == AugmentTarget::Spectrogram) spec = augment_spectrogram(*aug, spec, aug_seed);
-      Generator gen(batch_seed + uint64_t(i));  // by position in the request: the same window whatever is skipped
-      const Tensor window = crop_window(spec, kWindowFrames, options.train ? &gen : nullptr);  // (300, 257)
-      batch.spectrograms.select(0, kept).copy_(options.stats->normalize(window).reshape({1, kWindowFrames, kFreqBins}));
     }
     labels.push_back(int64_t(row.label));
     batch.ids.push_back(aug ? row.id + "#" + aug->name : row.id);

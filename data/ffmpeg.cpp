@@ -193,12 +193,13 @@ Image ppm_image(const std::string& out, const PpmFrame& f) {
 }
 
 // The first video stream's width, height and packet count from ffprobe (demuxing only, no decoding); nullopt
-// when ffprobe is missing or does not say.
+// when ffprobe is missing (beside ffmpeg, else on PATH) or does not say.
 struct VideoProbe {
   int64_t width = 0, height = 0, packets = 0;
 };
 std::optional<VideoProbe> probe_video(const std::string& ffmpeg, const std::string& path) {
-  const std::string ffprobe = find_program((fs::path(ffmpeg).parent_path() / "ffprobe").string());
+  std::string ffprobe = find_program((fs::path(ffmpeg).parent_path() / "ffprobe").string());
+  if (ffprobe.empty()) ffprobe = find_program("ffprobe");
   if (ffprobe.empty()) return std::nullopt;
   const ProcessResult r = run_process({ffprobe, "-v", "error", "-select_streams", "v:0", "-count_packets",
                                        "-show_entries", "stream=width,height,nb_read_packets", "-of", "csv=p=0", path});
@@ -219,9 +220,14 @@ int64_t raw_video_limit() {
 
 std::vector<Image> decode_sampled_frames(const std::string& ffmpeg, const std::string& path, int k) {
   // A long or large video would be held whole in memory (4 s of 4K: 3 GB). Past raw_video_limit() ffmpeg's
-  // select filter passes only the frames sample_frame_indices picks, counting frames by ffprobe's packets
-  // (one per frame for the usual codecs; a mismatch is an error rather than other frames silently).
-  const std::optional<VideoProbe> probe = probe_video(ffmpeg, path);
+  // select filter passes only the frames sample_frame_indices picks, N being ffprobe's packet count (one per
+  // frame for the usual codecs; a decoder that drops leading frames can shift the picks by those frames, and
+  // fewer frames than picks is an error). Files under 1 MiB (the limit / 1024: videos compress 50-300x) are
+  // not probed, which spares an import of short clips a second process each.
+  std::error_code size_error;
+  const uintmax_t file_bytes = fs::file_size(path, size_error);
+  const bool large = !size_error && file_bytes >= uintmax_t(std::max<int64_t>(raw_video_limit() / 1024, 0));
+  const std::optional<VideoProbe> probe = large ? probe_video(ffmpeg, path) : std::nullopt;
   if (probe && probe->width * probe->height * 3 * probe->packets > raw_video_limit()) {
     const std::vector<int64_t> indices = sample_frame_indices(probe->packets, k);
     std::vector<int64_t> unique = indices;

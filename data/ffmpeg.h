@@ -50,9 +50,10 @@ class DecodeError : public Error {
 // K frames of the first video stream of `path`, spread evenly over its N decoded frames (frame
 // sample_frame_indices(N, K)[i]), as RGB images at the video's size. A video whose raw frames fit in 1 GiB
 // (STGS_FFMPEG_RAW_LIMIT bytes) is decoded whole and held in memory meanwhile (width x height x 3 bytes per
-// frame); a larger one (ffprobe's size and packet count say) has only the K picked frames leave ffmpeg, N
-// being its packet count. Throws DecodeError when ffmpeg fails or yields no frame (or, on the second path,
-// not one frame per packet), stgs::Error when ffmpeg cannot be started.
+// frame); a larger one (ffprobe's size and packet count say; only files of at least limit / 1024 bytes are
+// probed) has only the K picked frames leave ffmpeg, N being its packet count (a decoder that drops leading
+// frames can shift the picks by those). Throws DecodeError when ffmpeg fails or yields no frame (or fewer
+// frames than picks), stgs::Error when ffmpeg cannot be started.
 std::vector<Image> decode_sampled_frames(const std::string& ffmpeg, const std::string& path, int k);
 
 // The first audio stream of `path` (a video or an audio file) as 16 kHz mono floats in [-1, 1]. Throws

@@ -200,14 +200,18 @@ Tensor& Tensor::fill_(double value) {
     }
     return *this;
   }
-  // A strided view: fill a contiguous block and scatter it in.
-  copy_(full(shape(), value, dtype(), device()));
+  // A strided view: fill a contiguous block and scatter it in. An expanded dimension (stride 0) is one memory
+  // location: filled once, through a view that does not repeat it.
+  Shape once = shape();
+  for (int i = 0; i < dim(); ++i)
+    if (strides()[i] == 0) once[i] = std::min<int64_t>(once[i], 1);
+  make_view(*this, once, strides(), offset()).copy_(full(once, value, dtype(), device()));
   return *this;
 }
 
 Tensor& Tensor::copy_(const Tensor& src) {
   STGS_CHECK(src.shape() == shape(), "copy_: source ", src.str(), " does not match destination ", str());
-  for (int i = 0; i < dim(); ++i)  // an expanded destination: the last of several writes would win, racily
+  for (int i = 0; i < dim() && numel() > 0; ++i)  // an expanded destination: the last of several writes would win
     STGS_CHECK(strides()[i] != 0 || shape()[i] <= 1, "copy_: the destination ", str(), " is expanded along dimension ",
                i, " (stride 0): its ", shape()[i], " elements there are one memory location");
   Tensor s = src;
@@ -375,7 +379,7 @@ Tensor Tensor::slice(int d, int64_t start, int64_t end, int64_t step) const {
   if (end < start) end = start;
   Shape sh = shape(), st = strides();
   sh[d] = end > start ? (end - start - 1) / step + 1 : 0;  // (end - start + step - 1) could overflow
-  st[d] *= step;
+  if (sh[d] > 1) st[d] *= step;  // a stride of a size-1 (or empty) dimension is never used; the product could overflow
   const Shape source = shape();
   const DType dt = dtype();
   const Device dev = device();

@@ -647,6 +647,17 @@ TEST_CASE("autograd edge cases: pow(x, 0) at 0, custom ops' gradients of the wro
   x.set_requires_grad(true);
   sum(pow(x, 0.0)).backward();  // the derivative of a constant: 0 (was 0 * 0^-1 = NaN at 0)
   CHECK(x.grad().to_vector<float>() == std::vector<float>{0, 0});
+  Tensor base = from_vector(std::vector<float>{0, 4}, Shape{2}), exponent = zeros(Shape{2});
+  base.set_requires_grad(true);
+  sum(pow(base, exponent)).backward();  // the same with a tensor exponent
+  CHECK(base.grad().to_vector<float>() == std::vector<float>{0, 0});
+  // maximum's gradient follows its forward: to a NaN first operand, which is what it returned.
+  Tensor a = from_vector(std::vector<float>{NAN, 1}, Shape{2}), b = from_vector(std::vector<float>{1, 2}, Shape{2});
+  a.set_requires_grad(true);
+  b.set_requires_grad(true);
+  sum(maximum(a, b)).backward();  // (the sum is NaN; its gradient is 1 everywhere)
+  CHECK(a.grad().to_vector<float>() == std::vector<float>{1, 0});
+  CHECK(b.grad().to_vector<float>() == std::vector<float>{0, 1});
 
   Tensor w = from_vector(std::vector<float>{1, 2}, Shape{2});
   w.set_requires_grad(true);

@@ -242,6 +242,9 @@ TEST_CASE("cuda parity: copies, conversions, fills", "[cuda]") {
     parity(std::string("from ") + dtype_name(t), [t](const V& v) { return mul(v[0], 50.0).to(t).to(DType::F32); },
            {in}, false, {0, 0});
   }
+  // Out of range on both sides, and NaN: saturated to [0, 255] and 0 alike.
+  parity("to U8 out of range", [](const V& v) { return mul(v[0], 50.0).to(DType::U8); },
+         {uniform({1001}, -3.0, 8.0, 704)}, false, {0, 0});
   parity("fill", [](const V& v) { return full({1003}, -2.5, DType::F32, v[0].device()); }, {x}, false, {0, 0});
 }
 

@@ -138,7 +138,10 @@ TEST_CASE("launch environment: torchrun, OpenMPI and Slurm variables", "[dist]")
   dist::LaunchEnv e = dist::launch_env_from(get);
   CHECK((e.rank == 0 && e.world_size == 1 && e.launcher == "none" && !e.distributed()));
 
-  vars = {{"SLURM_PROCID", "3"}, {"SLURM_LOCALID", "1"}, {"SLURM_NTASKS", "4"}};
+  vars = {{"SLURM_PROCID", "0"}, {"SLURM_LOCALID", "0"}, {"SLURM_NTASKS", "4"}};  // a batch script: one process
+  e = dist::launch_env_from(get);
+  CHECK((e.world_size == 1 && e.launcher == "none"));
+  vars = {{"SLURM_PROCID", "3"}, {"SLURM_LOCALID", "1"}, {"SLURM_NTASKS", "4"}, {"SLURM_STEP_ID", "0"}};  // srun
   e = dist::launch_env_from(get);
   CHECK((e.rank == 3 && e.local_rank == 1 && e.world_size == 4 && e.launcher == "slurm" && e.distributed()));
 

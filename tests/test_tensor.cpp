@@ -892,6 +892,14 @@ TEST_CASE("tensor edge cases: overflowing shapes and ranges, expanded copy_ dest
   Tensor base = zeros(Shape{1, 3});
   CHECK_THROWS_WITH(base.expand(Shape{2, 3}).copy_(ones(Shape{2, 3})),
                     Catch::Contains("is expanded along dimension 0 (stride 0)"));
+  base.expand(Shape{2, 3}).fill_(4);  // one value for every element: well defined
+  CHECK(base.to_vector<float>() == std::vector<float>{4, 4, 4});
+  Tensor none = zeros(Shape{3, 0});  // contiguous strides (0, 1): empty, not expanded
+  CHECK_NOTHROW(none.copy_(zeros(Shape{3, 0})));
+  Tensor empty_leaf = zeros(Shape{3, 0});
+  empty_leaf.set_requires_grad(true);
+  sum(empty_leaf.slice(0, 0, 2)).backward();  // the slice backward copies into a zero-size gradient
+  CHECK(empty_leaf.grad().shape() == Shape{3, 0});
   // A NaN on either side of maximum / minimum propagates.
   const Tensor a = from_vector(std::vector<float>{NAN, 1, 2}, Shape{3}), b = from_vector(std::vector<float>{1, NAN, 3}, Shape{3});
   for (const Tensor& m : {maximum(a, b), minimum(a, b)}) {

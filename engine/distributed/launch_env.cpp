@@ -63,7 +63,10 @@ LaunchEnv launch_env_from(const std::function<const char*(const char*)>& get) {
                from_mpi->world_size, " (left over in the environment? unset RANK and WORLD_SIZE under mpirun)");
   if (from_torchrun) return *from_torchrun;
   if (from_mpi) return *from_mpi;
-  if (std::optional<LaunchEnv> from_slurm = launch_of(kLaunchers[2], get)) return *from_slurm;
+  // Slurm's variables count only inside an srun step (SLURM_STEP_ID): a batch script or salloc shell has
+  // SLURM_PROCID=0 and SLURM_NTASKS=<the allocation's tasks> too, and is one process.
+  if (get("SLURM_STEP_ID") != nullptr)
+    if (std::optional<LaunchEnv> from_slurm = launch_of(kLaunchers[2], get)) return *from_slurm;
   return LaunchEnv{};
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -15,10 +16,19 @@ namespace stgs {
 DirectoryLock::DirectoryLock(const std::string& dir, const std::string& what) {
   const std::string path = dir + "/.lock";
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd_ < 0 && errno == EACCES) fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // another user's lock file
   const int open_err = errno;
   STGS_CHECK(fd_ >= 0, what, ": cannot create the lock file '", path, "': ", std::strerror(open_err));
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     const int lock_err = errno;
+    if (lock_err == ENOSYS || lock_err == ENOLCK || lock_err == EOPNOTSUPP) {
+      // A file system without flock (Lustre without -o flock, some NFS): run unguarded rather than not at all.
+      std::fprintf(stderr, "%s: warning: '%s' cannot be locked here (%s); make sure no other process writes it\n",
+                   what.c_str(), dir.c_str(), std::strerror(lock_err));
+      ::close(fd_);
+      fd_ = -1;
+      return;
+    }
     char holder[32] = {0};
     const ssize_t n = ::pread(fd_, holder, sizeof holder - 1, 0);
     ::close(fd_);

@@ -4,7 +4,8 @@
 // An exclusive flock(2) on DIR/.lock for the object's lifetime. A second process asking for it fails at once,
 // naming the directory and the holder's pid, instead of both writing the same checkpoints and tables. The
 // kernel drops the lock when its holder exits, however it exits (SIGKILL included), so a crashed run never
-// leaves a stale lock behind; the file itself stays and is reused.
+// leaves a stale lock behind; the file itself stays and is reused. On a file system without flock (ENOSYS,
+// ENOLCK, EOPNOTSUPP) it warns on stderr and guards nothing.
 #pragma once
 
 #include <string>

@@ -69,15 +69,19 @@ Tensor binary(const char* name, BinaryOp op, const Tensor& a, const Tensor& b) {
         if (gi.needs(1)) gi.set(1, sum_to(neg(g * ys / bs), sb));
         break;
       case BinaryOp::Pow:
-        if (gi.needs(0)) gi.set(0, sum_to(g * bs * pow(as, bs - 1.0), sa));
+        if (gi.needs(0)) {  // where b == 0, a^b is constant in a: 0, not b * a^(b - 1) (NaN at a = 0)
+          const Tensor zero = scalar(0, g.dtype(), g.device());
+          gi.set(0, sum_to(where(eq(bs, zero), zero, g * bs * pow(as, bs - 1.0)), sa));
+        }
         if (gi.needs(1)) gi.set(1, sum_to(g * ys * log(as), sb));
         break;
       case BinaryOp::Maximum:
       case BinaryOp::Minimum: {
-        const Tensor to_a = op == BinaryOp::Maximum ? ge(as, bs) : le(as, bs);
+        // The gradient follows the forward's pick: a when it wins or is NaN (kernels/cpu/elementwise.cpp).
+        const Tensor to_a = op == BinaryOp::Maximum ? ge(as, bs) : le(as, bs), a_nan = ne(as, as);
         const Tensor zero = scalar(0, g.dtype(), g.device());
-        if (gi.needs(0)) gi.set(0, sum_to(where(to_a, g, zero), sa));
-        if (gi.needs(1)) gi.set(1, sum_to(where(to_a, zero, g), sb));
+        if (gi.needs(0)) gi.set(0, sum_to(where(a_nan, g, where(to_a, g, zero)), sa));
+        if (gi.needs(1)) gi.set(1, sum_to(where(a_nan, zero, where(to_a, zero, g)), sb));
         break;
       }
     }

@@ -165,7 +165,9 @@ struct Elem<6> {
   using S = uint8_t;
   using V = double;
   __device__ static V get(S v) { return v; }
-  __device__ static S put(V v) { return uint8_t(v); }
+  // Saturated, NaN as 0: uint8_t(v) would convert through 32 bits and keep the low 8 (300 -> 44), unlike the
+  // CPU's convert (kernels/cpu/copy.cpp) and the I32/I64 conversions, which saturate.
+  __device__ static S put(V v) { return v != v || v <= 0 ? S(0) : v >= 255 ? S(255) : S(v); }
   __device__ static int64_t get_int(S v) { return v; }
   __device__ static S put_int(int64_t v) { return uint8_t(v); }  // keeps the low 8 bits
 };
