@@ -1,6 +1,7 @@
 #include "apps/distributed.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <exception>
 #include <vector>
 
@@ -12,25 +13,30 @@
 namespace stgs::apps {
 
 Device rank_device(const std::string& command, const std::string& device_option, const dist::LaunchEnv& env,
-                   int visible_gpus) {
+                   int visible_gpus, bool gpus_bound_per_rank) {
   if (!env.distributed() || (device_option != "auto" && device_option != "cuda"))
     return parse_device_option(command, device_option);
   if (visible_gpus == 0) {
     STGS_CHECK(device_option == "auto", command, ": --device cuda asks for a GPU but none is visible");
     return Device::cpu();
   }
+  // A launcher that binds one GPU to each rank (srun --gpus-per-task=1, a per-rank CUDA_VISIBLE_DEVICES) shows
+  // every rank its own GPU as device 0.
+  if (gpus_bound_per_rank && visible_gpus == 1) return Device::cuda(0);
   // A rank without a GPU of its own would pick MPI while its GPU neighbours pick NCCL: their collectives could
   // never meet.
   STGS_CHECK(env.local_rank < visible_gpus, command, ": local rank ", env.local_rank, " has no GPU of its own (",
-             visible_gpus, " visible on this machine): start at most ", visible_gpus,
-             " ranks per machine, or pass --device cpu for CPU ranks");
+             visible_gpus, " visible to it): start at most ", visible_gpus,
+             " ranks per machine, bind one GPU to each rank (CUDA_VISIBLE_DEVICES), or pass --device cpu for CPU "
+             "ranks");
   return Device::cuda(env.local_rank);
 }
 
 Ranks setup_ranks(const std::string& command, const std::string& device_option) {
   Ranks r;
   r.env = dist::detect_launch_env();
-  r.device = rank_device(command, device_option, r.env, cuda_device_count());
+  const bool bound = std::getenv("CUDA_VISIBLE_DEVICES") != nullptr;
+  r.device = rank_device(command, device_option, r.env, cuda_device_count(), bound);
   r.comm = dist::make_communicator(r.env, r.device);
   return r;
 }

@@ -25,12 +25,13 @@ struct Ranks {
   bool writes() const { return comm->is_root(); }
 };
 
-// The device of a rank of `env` for `--device` (device_option) on a machine with `visible_gpus`: with several
-// ranks "auto" and "cuda" mean cuda:<local rank>, or the CPU (MPI ranks) when the machine has no GPU ("cuda"
-// then throws); a local rank beyond the GPUs throws (it would be the one CPU rank among NCCL ranks); an
-// explicit cuda:N or cpu is kept. One process: parse_device_option.
+// The device of a rank of `env` for `--device` (device_option) when it sees `visible_gpus`: with several ranks
+// "auto" and "cuda" mean cuda:<local rank>, or cuda:0 when the launcher bound one GPU to each rank
+// (`gpus_bound_per_rank`: CUDA_VISIBLE_DEVICES is set, and one GPU is visible), or the CPU (MPI ranks) when
+// there is no GPU ("cuda" then throws); a local rank beyond the GPUs throws (it would be the one CPU rank among
+// NCCL ranks); an explicit cuda:N or cpu is kept. One process: parse_device_option.
 Device rank_device(const std::string& command, const std::string& device_option, const dist::LaunchEnv& env,
-                   int visible_gpus);
+                   int visible_gpus, bool gpus_bound_per_rank);
 
 // The launch (dist::detect_launch_env), the device (rank_device) and the communicator (dist::make_communicator).
 Ranks setup_ranks(const std::string& command, const std::string& device_option);

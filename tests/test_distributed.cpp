@@ -181,13 +181,16 @@ TEST_CASE("rank_device: one GPU per local rank, CPU ranks on a machine without G
   env.launcher = "openmpi";
   env.world_size = 4;
   env.rank = env.local_rank = 2;
-  CHECK(apps::rank_device("stgs search", "auto", env, 4) == Device::cuda(2));
-  CHECK(apps::rank_device("stgs search", "cuda", env, 4) == Device::cuda(2));
-  CHECK(apps::rank_device("stgs search", "auto", env, 0) == Device::cpu());
-  CHECK(apps::rank_device("stgs search", "cpu", env, 4) == Device::cpu());
-  CHECK_THROWS_WITH(apps::rank_device("stgs search", "cuda", env, 0), Catch::Contains("none is visible"));
-  CHECK_THROWS_WITH(apps::rank_device("stgs search", "auto", env, 2),
-                    Catch::Contains("local rank 2 has no GPU of its own (2 visible on this machine)"));
+  CHECK(apps::rank_device("stgs search", "auto", env, 4, false) == Device::cuda(2));
+  CHECK(apps::rank_device("stgs search", "cuda", env, 4, false) == Device::cuda(2));
+  CHECK(apps::rank_device("stgs search", "auto", env, 0, false) == Device::cpu());
+  CHECK(apps::rank_device("stgs search", "cpu", env, 4, false) == Device::cpu());
+  CHECK_THROWS_WITH(apps::rank_device("stgs search", "cuda", env, 0, false), Catch::Contains("none is visible"));
+  CHECK_THROWS_WITH(apps::rank_device("stgs search", "auto", env, 2, false),
+                    Catch::Contains("local rank 2 has no GPU of its own (2 visible to it)"));
+  // One GPU bound to each rank by the launcher (srun --gpus-per-task=1): every rank's is its device 0.
+  CHECK(apps::rank_device("stgs search", "auto", env, 1, true) == Device::cuda(0));
+  CHECK_THROWS_WITH(apps::rank_device("stgs search", "auto", env, 1, false), Catch::Contains("has no GPU of its own"));
 }
 
 TEST_CASE("shard_range cuts n items into near-equal contiguous parts", "[dist]") {
