@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <vector>
 
 #include "engine/autograd.h"
 #include "engine/io/safetensors.h"
@@ -16,14 +15,14 @@ namespace stgs::apps {
 namespace {
 
 template <class T>
-bool all_finite(const std::vector<T>& values) {
-  return std::all_of(values.begin(), values.end(), [](T v) { return std::isfinite(v); });
+bool all_finite(const T* values, int64_t n) {
+  return std::all_of(values, values + n, [](T v) { return std::isfinite(v); });
 }
 
-// The tensor (on the CPU, as loaded) holds no NaN or infinity; integer tensors always pass.
+// The tensor (contiguous on the CPU, as loaded) holds no NaN or infinity; integer tensors always pass.
 bool all_finite(const Tensor& t) {
-  if (t.dtype() == DType::F32) return all_finite(t.to_vector<float>());
-  if (t.dtype() == DType::F64) return all_finite(t.to_vector<double>());
+  if (t.dtype() == DType::F32) return all_finite(t.data<float>(), t.numel());
+  if (t.dtype() == DType::F64) return all_finite(t.data<double>(), t.numel());
   return true;
 }
 

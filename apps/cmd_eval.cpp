@@ -226,16 +226,10 @@ int evaluate_on_ranks(nlohmann::json config, std::optional<RunDir> run_slot, con
   STGS_CHECK(genotype.config.input_names == train.names, config["genotype"].get<std::string>(),
              ": its inputs do not match the feature cache's (", join_list(caches.train, ", "), ")");
   // A genotype searched on caches of other backbone widths or another L does not fit these features.
-  const std::vector<int64_t> channels = data.train.channels();
-  auto text = [](const std::vector<int64_t>& v) {
-    std::string s;
-    for (int64_t x : v) s += (s.empty() ? "" : ", ") + std::to_string(x);
-    return s;
-  };
-  STGS_CHECK(genotype.config.input_channels == channels && genotype.config.L == data.train.length(),
-             config["genotype"].get<std::string>(), ": the genotype was searched on features with channels ",
-             text(genotype.config.input_channels), " and L ", genotype.config.L, ", but the feature cache (",
-             join_list(caches.train, ", "), ") has channels ", text(channels), " and L ", data.train.length(),
+  STGS_CHECK(genotype.config.input_channels == data.train.channels() && genotype.config.L == data.train.length(),
+             config["genotype"].get<std::string>(), ": the genotype was searched on features with ",
+             features_shape_text(genotype.config.input_channels, genotype.config.L), ", but the feature cache (",
+             join_list(caches.train, ", "), ") has ", features_shape_text(data.train.channels(), data.train.length()),
              " (other backbone widths or --L: search again on this cache)");
   nas::FixedRunOptions options;
   options.epochs = config["epochs"];

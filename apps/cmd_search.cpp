@@ -31,6 +31,7 @@
 #include "apps/run_report.h"
 #include "apps/run_tables.h"
 #include "apps/search_commands.h"
+#include "apps/sweep.h"
 #include "engine/io/directory_lock.h"
 #include "engine/io/safetensors.h"
 #include "kernels/check.h"
@@ -57,8 +58,8 @@ CommandLine search_flags() {
       Flag{"epochs", 30, "maximum number of epochs"}.at_least(1),
       Flag{"batch", 8, "batch size (paper: 8)"}.at_least(2),
       Flag{"samples", 15, "M: architecture draws per step, losses averaged (paper: 15)"}.at_least(1),
-      Flag{"lambda", 10.0, "Gumbel-softmax temperature (paper: 10)"}.in(1e-6, 1e6),
-      Flag{"lambda-end", 0.0, "anneal lambda linearly to this value at the last epoch (0: fixed)"}.in(0, 1e6),
+      Flag{"lambda", 10.0, "Gumbel-softmax temperature (paper: 10)"}.in(kMinLambda, kMaxLambda),
+      Flag{"lambda-end", 0.0, "anneal lambda linearly to this value at the last epoch (0: fixed)"}.in(0, kMaxLambda),
       Flag{"mode", "stgs", "stgs (hard straight-through), soft (relaxed sample) or softmax (BM-NAS, no noise)"}
           .one_of({"stgs", "soft", "softmax"}),
       Flag{"path", "exact", "exact (every op of every row) or fast (only the sampled ones, GDAS gradient)"}
@@ -194,13 +195,12 @@ int run_search(int argc, char** argv) {
   const std::string resume = cmd.config["resume"];
   if (resume.empty() && cmd.config["features"] == "")
     throw UsageError("stgs search: FEATURES_DIR (or --resume RUN_DIR) is required");
-  STGS_CHECK(!dist::detect_launch_env().distributed() || cmd.config["sweep"] == "",
-             "stgs search: --sweep runs in one process (launch each of its searches on several ranks instead)");
-  if (resume.empty())
-    return cmd.config["sweep"] == "" ? search_with_config(cmd.config, std::nullopt)
-                                      : sweep_with_config(cmd.config, std::nullopt);
-  RunDir run = RunDir::open(resume);  // a search run or a sweep directory
-  const nlohmann::json config = flags.resumed_config(cmd, run.read_json("config.json"), run.file("config.json"));
+  nlohmann::json config = cmd.config;
+  std::optional<RunDir> run;
+  if (!resume.empty()) {
+    run = RunDir::open(resume);  // a search run or a sweep directory
+    config = flags.resumed_config(cmd, run->read_json("config.json"), run->file("config.json"));
+  }
   STGS_CHECK(!dist::detect_launch_env().distributed() || config["sweep"] == "",
              "stgs search: --sweep runs in one process (launch each of its searches on several ranks instead)");
   return config["sweep"] == "" ? search_with_config(config, std::move(run)) : sweep_with_config(config, std::move(run));

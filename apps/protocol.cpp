@@ -14,17 +14,17 @@
 namespace stgs::apps {
 namespace {
 
-// "channels [4, 4, 8, 8, 4, 4, 8, 8], L 4": what has to agree between combined caches.
-std::string shape_text(const data::FeatureSplit& s) {
-  std::ostringstream out;
-  out << "channels [";
-  const std::vector<int64_t> channels = s.channels();
-  for (size_t i = 0; i < channels.size(); ++i) out << (i ? ", " : "") << channels[i];
-  out << "], L " << s.length();
-  return out.str();
-}
+std::string shape_text(const data::FeatureSplit& s) { return features_shape_text(s.channels(), s.length()); }
 
 }  // namespace
+
+std::string features_shape_text(const std::vector<int64_t>& channels, int64_t L) {
+  std::ostringstream out;
+  out << "channels [";
+  for (size_t i = 0; i < channels.size(); ++i) out << (i ? ", " : "") << channels[i];
+  out << "], L " << L;
+  return out.str();
+}
 
 nlohmann::json ProtocolCaches::by_split() const { return {{"train", train}, {"val", train}, {"test", test}}; }
 

@@ -6,9 +6,10 @@
 //           one dataset, tested on an unseen one)
 // Caches combined this way must hold features of the same shapes (backbones of the same widths, the same L).
 // defines: ProtocolCaches, protocol_caches, ProtocolData, load_protocol_data, merge_feature_splits,
-//          features_fingerprint, check_features_unchanged
+//          features_fingerprint, check_features_unchanged, features_shape_text
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -45,6 +46,10 @@ struct ProtocolData {
 // cache (load_feature_split's errors: a missing directory or file, an empty split), and merges them. Throws
 // naming both files when a split's feature shapes differ from the first training cache's.
 ProtocolData load_protocol_data(const ProtocolCaches& caches, bool need_test);
+
+// "channels [4, 4, 8, 8, 4, 4, 8, 8], L 4": what has to agree between combined caches, and between a cache and
+// a genotype searched on another.
+std::string features_shape_text(const std::vector<int64_t>& channels, int64_t L);
 
 // SHA-256 over the loaded splits' contents (ids, labels, categories, every feature value; test only when
 // `with_test`): a run records it in its checkpoints, and a resume refuses caches that changed since the run

@@ -1,9 +1,8 @@
 // The `stgs` command: one binary, subcommands (apps/cmd_*.cpp). Exit status: what the subcommand returns,
 // 1 on an error it raises, 2 on a usage error (an unknown command, flag or config key; a missing argument).
 #include <cstdio>
-#include <cstring>
 #include <exception>
-#include <set>
+#include <map>
 #include <string>
 
 #include "apps/cli.h"
@@ -46,6 +45,21 @@ int print_version() {
   return 0;
 }
 
+// The subcommands: how each runs, and whether it may run on several ranks (search and eval only: under mpirun or
+// srun the others would run once per rank and race on the same output files).
+struct Command {
+  int (*run)(int argc, char** argv);
+  bool multi_rank;
+};
+const std::map<std::string, Command> kCommands = {
+    {"augment", {stgs::apps::run_augment, false}},   {"inspect", {stgs::apps::run_inspect, false}},
+    {"synth", {stgs::apps::run_synth, false}},       {"import", {stgs::apps::run_import, false}},
+    {"show-input", {stgs::apps::run_show_input, false}}, {"pretrain", {stgs::apps::run_pretrain, false}},
+    {"extract", {stgs::apps::run_extract, false}},   {"search", {stgs::apps::run_search, true}},
+    {"eval", {stgs::apps::run_eval, true}},          {"detect", {stgs::apps::run_detect, false}},
+    {"report", {stgs::apps::run_report, false}},
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -57,11 +71,9 @@ int main(int argc, char** argv) {
   // "stgs help search" is "stgs search --help": the same argv shape, argv[1] the command. `stgs help`,
   // `--help` and `-h` alone (or before anything but a command) print this overview.
   const bool help_word = cmd == "help" || cmd == "--help" || cmd == "-h";
-  const std::set<std::string> kCommands = {"augment", "inspect", "synth",  "import", "show-input", "pretrain",
-                                            "extract", "search",  "eval",   "detect", "report",     "version"};
   char help_flag[] = "--help";
   char* help_argv[] = {argv[0], argc >= 3 ? argv[2] : argv[1], help_flag, nullptr};
-  if (help_word && argc >= 3 && kCommands.count(argv[2]) && std::string(argv[2]) != "version") {
+  if (help_word && argc >= 3 && kCommands.count(argv[2])) {
     cmd = argv[2];
     argc = 3;
     argv = help_argv;
@@ -74,27 +86,19 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "stgs version: unexpected argument '%s'\n", argv[2]);
     return 2;
   }
+  const auto command = kCommands.find(cmd);
+  if (command == kCommands.end()) {
+    std::fprintf(stderr, "stgs: unknown command '%s'\n\n", cmd.c_str());
+    print_help(stderr);
+    return 2;
+  }
   // usage hint: `stgs import DATASET --help` for the importers, whose options differ by dataset.
   const std::string help_command = cmd == "import" && argc > 2 && argv[2][0] != '-' ? cmd + " " + argv[2] : cmd;
   try {
-    // Only search and eval run on several ranks: under mpirun or srun the others would run once per rank and
-    // race on the same output files.
-    static const std::set<std::string> kOneProcess = {"synth",   "import", "show-input", "pretrain",
-                                                       "extract", "detect", "report"};
-    if (kOneProcess.count(cmd) && stgs::dist::detect_launch_env().distributed())
+    if (!command->second.multi_rank && stgs::dist::detect_launch_env().distributed())
       throw stgs::apps::UsageError("stgs " + cmd + " runs in one process: start it without mpirun or srun (or with "
                                    "one rank); only search and eval run on several ranks");
-    if (cmd == "augment") return stgs::apps::run_augment(argc - 2, argv + 2);
-    if (cmd == "inspect") return stgs::apps::run_inspect(argc - 2, argv + 2);
-    if (cmd == "synth") return stgs::apps::run_synth(argc - 2, argv + 2);
-    if (cmd == "import") return stgs::apps::run_import(argc - 2, argv + 2);
-    if (cmd == "show-input") return stgs::apps::run_show_input(argc - 2, argv + 2);
-    if (cmd == "pretrain") return stgs::apps::run_pretrain(argc - 2, argv + 2);
-    if (cmd == "extract") return stgs::apps::run_extract(argc - 2, argv + 2);
-    if (cmd == "search") return stgs::apps::run_search(argc - 2, argv + 2);
-    if (cmd == "eval") return stgs::apps::run_eval(argc - 2, argv + 2);
-    if (cmd == "detect") return stgs::apps::run_detect(argc - 2, argv + 2);
-    if (cmd == "report") return stgs::apps::run_report(argc - 2, argv + 2);
+    return command->second.run(argc - 2, argv + 2);
   } catch (const stgs::apps::UsageError& e) {
     std::fprintf(stderr, "%s\n(`stgs %s --help` lists the options)\n", e.what(), help_command.c_str());
     return 2;
@@ -102,7 +106,4 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "stgs %s: error: %s\n", cmd.c_str(), e.what());
     return 1;
   }
-  std::fprintf(stderr, "stgs: unknown command '%s'\n\n", cmd.c_str());
-  print_help(stderr);
-  return 2;
 }

@@ -43,8 +43,9 @@ SweepGrid parse_sweep(const std::string& spec, double default_lambda, int64_t de
       STGS_CHECK(!has_lambda, "--sweep: the axis lambda is given twice ('", token, "')");
       has_lambda = true;
       grid.lambdas = axis_values(token, list, false);
-      for (double v : grid.lambdas)  // the bounds of --lambda, which each cell's search is resumed with
-        STGS_CHECK(v >= 1e-6 && v <= 1e6, "--sweep: lambda ", v, " in '", token, "' is outside [1e-06, 1e+06]");
+      for (double v : grid.lambdas)
+        STGS_CHECK(v >= kMinLambda && v <= kMaxLambda, "--sweep: lambda ", v, " in '", token, "' is outside [",
+                   kMinLambda, ", ", kMaxLambda, "]");
       // Cells are directories named by sweep_cell_name (6 significant digits): two values it cannot tell apart
       // would share one cell and one result.
       for (size_t i = 0; i < grid.lambdas.size(); ++i)

@@ -1,7 +1,7 @@
 // The (lambda, M) sweep of paper Table 3: its grid, parsed from `--sweep lambda=5,10,15,20 m=5,10,15,20`, and
 // its tables: one row per finished cell in sweep.csv, and sweep.md in the paper's layout (rows lambda,
 // columns M, each cell "test AUC / fusion parameters").
-// defines: SweepGrid, parse_sweep, sweep_cell_name, SweepResult, kSweepCsvHeader, sweep_csv, sweep_markdown
+// defines: kMinLambda, kMaxLambda, SweepGrid, parse_sweep, sweep_cell_name, SweepResult, kSweepCsvHeader, sweep_csv, sweep_markdown
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,10 @@
 #include "apps/run_dir.h"
 
 namespace stgs::apps {
+
+// The temperatures `stgs search --lambda` accepts; a sweep's lambda axis is held to the same, since each cell
+// is a search (resumed with that flag's checks).
+inline constexpr double kMinLambda = 1e-6, kMaxLambda = 1e6;
 
 struct SweepGrid {
   std::vector<double> lambdas;   // the rows: Gumbel-softmax temperatures

@@ -224,41 +224,45 @@ std::vector<Image> decode_sampled_frames(const std::string& ffmpeg, const std::s
   // frame for the usual codecs; a decoder that drops leading frames can shift the picks by those frames, and
   // fewer frames than picks is an error). Files under 1 MiB (the limit / 1024: videos compress 50-300x) are
   // not probed, which spares an import of short clips a second process each.
+  const int64_t limit = raw_video_limit();
   std::error_code size_error;
   const uintmax_t file_bytes = fs::file_size(path, size_error);
-  const bool large = !size_error && file_bytes >= uintmax_t(std::max<int64_t>(raw_video_limit() / 1024, 0));
+  const bool large = !size_error && file_bytes >= uintmax_t(std::max<int64_t>(limit / 1024, 0));
   const std::optional<VideoProbe> probe = large ? probe_video(ffmpeg, path) : std::nullopt;
-  if (probe && probe->width * probe->height * 3 * probe->packets > raw_video_limit()) {
-    const std::vector<int64_t> indices = sample_frame_indices(probe->packets, k);
-    std::vector<int64_t> unique = indices;
-    unique.erase(std::unique(unique.begin(), unique.end()), unique.end());  // indices are sorted
+  const bool selecting = probe && probe->width * probe->height * 3 * probe->packets > limit;
+  const int64_t packets = selecting ? probe->packets : 0;
+
+  // -vsync passthrough: every decoded (or selected) frame once, none duplicated or dropped to fit a frame rate.
+  std::vector<std::string> args = {ffmpeg, "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0"};
+  std::vector<int64_t> picks, selected;  // frame numbers picked; selecting: the distinct ones ffmpeg passes
+  if (selecting) {
+    picks = sample_frame_indices(packets, k);
+    selected = picks;
+    selected.erase(std::unique(selected.begin(), selected.end()), selected.end());  // picks are sorted
     // Quoted for the filtergraph, so the commas stay inside the expression: select='eq(n,3)+eq(n,10)+...'.
     std::string select = "select='";
-    for (size_t i = 0; i < unique.size(); ++i)
-      select += (i ? "+eq(n," : "eq(n,") + std::to_string(unique[i]) + ")";
-    select += "'";
-    const ProcessResult r = run_process({ffmpeg, "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0", "-vf", select,
-                                         "-vsync", "passthrough", "-f", "image2pipe", "-c:v", "ppm", "-pix_fmt",
-                                         "rgb24", "-"});
-    if (r.status != 0) throw DecodeError(path, failure_reason(r, "video"));
-    const std::vector<PpmFrame> frames = parse_ppm_frames(r.out, path);
-    if (frames.size() != unique.size())
-      throw DecodeError(path, "picking " + std::to_string(unique.size()) + " of its " +
-                                  std::to_string(probe->packets) + " video packets gave " +
-                                  std::to_string(frames.size()) + " frames (packets that are not one frame each)");
-    std::vector<Image> picked;
-    for (int64_t index : indices)
-      picked.push_back(ppm_image(r.out, frames[size_t(std::lower_bound(unique.begin(), unique.end(), index) - unique.begin())]));
-    return picked;
+    for (size_t i = 0; i < selected.size(); ++i)
+      select += (i ? "+eq(n," : "eq(n,") + std::to_string(selected[i]) + ")";
+    args.insert(args.end(), {"-vf", select + "'"});
   }
-  // -vsync passthrough: every decoded frame once, none duplicated or dropped to fit a frame rate.
-  const ProcessResult r = run_process({ffmpeg, "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0", "-vsync",
-                                       "passthrough", "-f", "image2pipe", "-c:v", "ppm", "-pix_fmt", "rgb24", "-"});
+  args.insert(args.end(), {"-vsync", "passthrough", "-f", "image2pipe", "-c:v", "ppm", "-pix_fmt", "rgb24", "-"});
+  const ProcessResult r = run_process(args);
   if (r.status != 0) throw DecodeError(path, failure_reason(r, "video"));
   const std::vector<PpmFrame> frames = parse_ppm_frames(r.out, path);
-  if (frames.empty()) throw DecodeError(path, "no video frame");
+  if (!selecting) {
+    if (frames.empty()) throw DecodeError(path, "no video frame");
+    picks = sample_frame_indices(int64_t(frames.size()), k);
+  } else if (frames.size() != selected.size()) {
+    throw DecodeError(path, "picking " + std::to_string(selected.size()) + " of its " + std::to_string(packets) +
+                                " video packets gave " + std::to_string(frames.size()) +
+                                " frames (packets that are not one frame each)");
+  }
   std::vector<Image> picked;
-  for (int64_t index : sample_frame_indices(int64_t(frames.size()), k)) picked.push_back(ppm_image(r.out, frames[size_t(index)]));
+  for (int64_t index : picks) {
+    const size_t at = selecting ? size_t(std::lower_bound(selected.begin(), selected.end(), index) - selected.begin())
+                                : size_t(index);
+    picked.push_back(ppm_image(r.out, frames[at]));
+  }
   return picked;
 }
 

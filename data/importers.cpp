@@ -190,9 +190,9 @@ ImportReport import_clips(const std::string& source, std::vector<ClipSource> cli
 
   // Workers take the next clip index; each clip's files depend only on the clip, so the thread count and the
   // order clips finish in change nothing but the time taken.
-  // The plan is complete and valid. The previous run's manifest goes before any clip directory is touched: a run killed while clips are being
-  // redone (other options) must not leave a manifest naming removed or half-changed clips. The complete set
-  // gets its new manifest at the end.
+  // The plan is complete and valid. The previous run's manifest goes before any clip directory is touched: a
+  // run killed while clips are being redone (other options) must not leave a manifest naming removed or
+  // half-changed clips. The complete set gets its new manifest at the end.
   for (const char* name : {"manifest.csv", "sources.csv"}) {
     fs::remove(out / name, ec);
     STGS_CHECK(!ec, "import: cannot remove the previous '", (out / name).string(), "': ", ec.message());

@@ -211,8 +211,9 @@ Tensor& Tensor::fill_(double value) {
 
 Tensor& Tensor::copy_(const Tensor& src) {
   STGS_CHECK(src.shape() == shape(), "copy_: source ", src.str(), " does not match destination ", str());
-  for (int i = 0; i < dim() && numel() > 0; ++i)  // an expanded destination: the last of several writes would win
-    STGS_CHECK(strides()[i] != 0 || shape()[i] <= 1, "copy_: the destination ", str(), " is expanded along dimension ",
+  // An expanded destination (stride 0, more than one element): which of several writes wins would be a race.
+  for (int i = 0; i < dim(); ++i)
+    STGS_CHECK(strides()[i] != 0 || shape()[i] <= 1 || numel() == 0, "copy_: the destination ", str(), " is expanded along dimension ",
                i, " (stride 0): its ", shape()[i], " elements there are one memory location");
   Tensor s = src;
   if (s.dtype() != dtype()) s = s.to(dtype());

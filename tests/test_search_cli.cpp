@@ -201,6 +201,16 @@ TEST_CASE("stgs search and eval: resume after a first-epoch Ctrl-C; refused on e
     unsetenv("STGS_FAULT_INTERRUPT_AT_STEP");
     CHECK(r.status == 130);
   };
+  // `stgs <kind> <input>` into runs directory `dir`, stopped at `step`, then resumed to its end: the run.
+  auto stopped_and_resumed = [&](const std::string& kind, const std::string& input, const char* dir,
+                                 const std::string& flags, int step) {
+    interrupted(kind + " " + input + " --runs-dir " + (tmp.dir / dir).string() + flags, step);
+    const fs::path run = only_run(tmp.dir / dir, kind + "-");
+    const CommandResult resumed = run_stgs(kind + " --resume " + run.string() + " --quiet");
+    INFO(resumed.output);
+    REQUIRE(resumed.status == 0);
+    return run;
+  };
   CommandResult r = run_stgs("search " + cache.string() + " --runs-dir " + (tmp.dir / "a").string() + kSearchFlags);
   REQUIRE(r.status == 0);
   const fs::path a = only_run(tmp.dir / "a", "search-");
@@ -209,17 +219,9 @@ TEST_CASE("stgs search and eval: resume after a first-epoch Ctrl-C; refused on e
   const fs::path e = only_run(tmp.dir / "e", "eval-");
 
   // Ctrl-C before the first epoch ends (no tables yet): both resume to the uninterrupted results.
-  interrupted("search " + cache.string() + " --runs-dir " + (tmp.dir / "b").string() + kSearchFlags, 2);
-  const fs::path b = only_run(tmp.dir / "b", "search-");
-  r = run_stgs("search --resume " + b.string() + " --quiet");
-  INFO(r.output);
-  REQUIRE(r.status == 0);
+  const fs::path b = stopped_and_resumed("search", cache.string(), "b", kSearchFlags, 2);
   CHECK(metrics_without_time(b / "metrics.csv") == metrics_without_time(a / "metrics.csv"));
-  interrupted("eval " + a.string() + " --runs-dir " + (tmp.dir / "f").string() + eval_flags, 2);
-  const fs::path f = only_run(tmp.dir / "f", "eval-");
-  r = run_stgs("eval --resume " + f.string() + " --quiet");
-  INFO(r.output);
-  REQUIRE(r.status == 0);
+  const fs::path f = stopped_and_resumed("eval", a.string(), "f", eval_flags, 2);
   CHECK(slurp(f / "scores.csv") == slurp(e / "scores.csv"));
 
   // A table cut shorter than the checkpoint's epoch.
@@ -264,8 +266,8 @@ TEST_CASE("stgs search and eval: resume after a first-epoch Ctrl-C; refused on e
   r = run_stgs("eval " + a.string() + " --features " + (tmp.dir / "features_l3").string() + " --runs-dir " +
                (tmp.dir / "l3").string() + eval_flags);
   CHECK(r.status == 1);
-  CHECK_THAT(r.output, Catch::Contains("the genotype was searched on features with channels 4, 4, 8, 8, 4, 4, 8, 8 "
-                                       "and L 4, but the feature cache"));
+  CHECK_THAT(r.output, Catch::Contains("the genotype was searched on features with channels [4, 4, 8, 8, 4, 4, 8, 8], "
+                                       "L 4, but the feature cache"));
 
   // A run another process holds (a second resume of it) is refused before anything is written.
   {

@@ -50,9 +50,10 @@ std::optional<LaunchEnv> launch_of(const LauncherVars& l, const std::function<co
 LaunchEnv launch_env_from(const std::function<const char*(const char*)>& get) {
   const LauncherVars& torchrun = kLaunchers[0];
   // Half a torchrun set is a leftover or a typo, not a launch: running alone would silently ignore it.
-  STGS_CHECK((get(torchrun.rank) == nullptr) == (get(torchrun.world_size) == nullptr), "launch environment: ",
-             get(torchrun.rank) != nullptr ? "RANK" : "WORLD_SIZE", " is set but ",
-             get(torchrun.rank) != nullptr ? "WORLD_SIZE" : "RANK", " is not; set both or neither");
+  const bool has_rank = get(torchrun.rank) != nullptr;
+  STGS_CHECK(has_rank == (get(torchrun.world_size) != nullptr), "launch environment: ",
+             has_rank ? "RANK" : "WORLD_SIZE", " is set but ", has_rank ? "WORLD_SIZE" : "RANK",
+             " is not; set both or neither");
   const std::optional<LaunchEnv> from_torchrun = launch_of(torchrun, get), from_mpi = launch_of(kLaunchers[1], get);
   // RANK/WORLD_SIZE left in the environment of an mpirun launch would split it into unrelated runs. (Slurm's
   // variables may disagree with OpenMPI's legitimately: mpirun inside an sbatch allocation inherits them.)
